@@ -1,0 +1,1 @@
+"""FLAME head model: container, loaders, LBS, synthetic stand-in, camera chain, params file."""

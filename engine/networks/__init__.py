@@ -1,0 +1,1 @@
+"""PyTorch definitions of MagicPortrait's networks: one module per network (networks.md)."""

@@ -1,0 +1,148 @@
+"""Network configurations as data.
+
+The UNet configuration is read from a diffusers `unet/config.json` (SD1.5 for the real model, a tiny
+one for tests); MagicPortrait's additions (motion modules, guidance encoder) use upstream's
+inference.yaml values unless a `magicportrait.json` beside the checkpoints says otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+from engine.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """SD1.5-layout UNet. `attention_head_dim` is upstream's *head count* (networks.md (a))."""
+
+    block_out_channels: tuple[int, ...] = (320, 640, 1280, 1280)
+    layers_per_block: int = 2
+    attention_heads: int = 8
+    cross_attention_dim: int = 768
+    in_channels: int = 4
+    out_channels: int = 4
+    norm_num_groups: int = 32
+    norm_eps: float = 1e-5
+    down_block_types: tuple[str, ...] = (
+        "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    up_block_types: tuple[str, ...] = (
+        "UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+
+    @property
+    def time_embed_dim(self) -> int:
+        return self.block_out_channels[0] * 4
+
+    @classmethod
+    def from_diffusers(cls, cfg: dict[str, Any], source: str = "unet config") -> "UNetConfig":
+        try:
+            heads = cfg.get("attention_head_dim", 8)
+            if isinstance(heads, (list, tuple)):
+                if len(set(heads)) != 1:
+                    raise InputError(f"{source}: per-block attention_head_dim {heads} is not supported")
+                heads = heads[0]
+            out = cls(
+                block_out_channels=tuple(int(c) for c in cfg["block_out_channels"]),
+                layers_per_block=int(cfg.get("layers_per_block", 2)),
+                attention_heads=int(heads),
+                cross_attention_dim=int(cfg.get("cross_attention_dim", 768)),
+                in_channels=int(cfg.get("in_channels", 4)),
+                out_channels=int(cfg.get("out_channels", 4)),
+                norm_num_groups=int(cfg.get("norm_num_groups", 32)),
+                norm_eps=float(cfg.get("norm_eps", 1e-5)),
+                down_block_types=tuple(cfg.get("down_block_types", cls.down_block_types)),
+                up_block_types=tuple(cfg.get("up_block_types", cls.up_block_types)),
+            )
+        except KeyError as err:
+            raise InputError(f"{source}: missing field {err}") from None
+        if out.down_block_types != cls.down_block_types or out.up_block_types != cls.up_block_types:
+            raise InputError(f"{source}: only the SD1.5 block layout is supported, got "
+                             f"{out.down_block_types} / {out.up_block_types}")
+        if cfg.get("use_linear_projection", False):
+            raise InputError(f"{source}: use_linear_projection=true is not the SD1.5 layout")
+        return out
+
+    def to_diffusers(self) -> dict[str, Any]:
+        return {
+            "_class_name": "UNet2DConditionModel", "act_fn": "silu",
+            "attention_head_dim": self.attention_heads,
+            "block_out_channels": list(self.block_out_channels),
+            "center_input_sample": False, "cross_attention_dim": self.cross_attention_dim,
+            "down_block_types": list(self.down_block_types), "downsample_padding": 1,
+            "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": self.in_channels,
+            "layers_per_block": self.layers_per_block, "mid_block_scale_factor": 1,
+            "norm_eps": self.norm_eps, "norm_num_groups": self.norm_num_groups,
+            "out_channels": self.out_channels, "sample_size": 64,
+            "up_block_types": list(self.up_block_types),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionModuleConfig:
+    """AnimateDiff "Vanilla" temporal module as inference.yaml configures it."""
+
+    heads: int = 8
+    max_frames: int = 32  # temporal_position_encoding_max_len
+    attention_blocks: int = 2  # ("Temporal_Self", "Temporal_Self")
+
+
+@dataclasses.dataclass(frozen=True)
+class GuidanceEncoderConfig:
+    block_out_channels: tuple[int, ...] = (16, 32, 96, 256)
+    embedding_channels: int = 320
+    input_channels: int = 3
+    attention_heads: int = 8
+
+
+GUIDANCE_TYPES = ("depth", "normal", "render")  # summation order: networks.md (c)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the networks' shapes."""
+
+    unet: UNetConfig = UNetConfig()
+    motion: MotionModuleConfig = MotionModuleConfig()
+    guidance: GuidanceEncoderConfig = GuidanceEncoderConfig()
+    latent_scale: float = 0.18215  # VAE scaling: networks.md (d)
+    vae_downscale: int = 8
+
+    def to_json(self) -> dict[str, Any]:
+        return {"motion": dataclasses.asdict(self.motion),
+                "guidance": dataclasses.asdict(self.guidance),
+                "latent_scale": self.latent_scale}
+
+    @classmethod
+    def from_files(cls, unet_config_json: pathlib.Path,
+                   magicportrait_json: pathlib.Path | None) -> "ModelConfig":
+        unet = UNetConfig.from_diffusers(_read_json(unet_config_json), str(unet_config_json))
+        extra = _read_json(magicportrait_json) if magicportrait_json and magicportrait_json.exists() else {}
+        motion = MotionModuleConfig(**extra.get("motion", {}))
+        g = dict(extra.get("guidance", {}))
+        if "block_out_channels" in g:
+            g["block_out_channels"] = tuple(g["block_out_channels"])
+        guidance = GuidanceEncoderConfig(**g)
+        if guidance.embedding_channels != unet.block_out_channels[0]:
+            raise InputError(
+                f"{magicportrait_json}: guidance embedding_channels {guidance.embedding_channels} must "
+                f"equal the UNet's first block width {unet.block_out_channels[0]}")
+        return cls(unet=unet, motion=motion, guidance=guidance,
+                   latent_scale=float(extra.get("latent_scale", 0.18215)))
+
+
+def tiny_config() -> ModelConfig:
+    """The parity harness's small model (../shared/parity/config.json): same architecture."""
+    unet = UNetConfig(block_out_channels=(32, 32, 64, 64), cross_attention_dim=16)
+    return ModelConfig(unet=unet, guidance=GuidanceEncoderConfig(block_out_channels=(16, 32, 32, 64),
+                                                                 embedding_channels=32))
+
+
+def _read_json(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        return json.loads(pathlib.Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (expected a JSON config)") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None

@@ -1,0 +1,132 @@
+"""All networks of one MagicPortrait model, loaded from upstream's on-disk layout.
+
+The Python API at the latent level (used by the CLI, the streaming runtime, tests and scripts):
+
+    model = MagicPortraitModel.from_weights("pretrained_weights", device="cuda", dtype=torch.float16)
+    ref_latents = model.encode_reference(portrait_rgb_u8)            # (1,4,h,w)
+    ref_kv = model.reference_kv(ref_latents)                         # once per identity
+    guidance = model.encode_guidance(maps_u8)                        # (1,C0,F,h,w), once per frame
+    latents = sample_offline(model, ref_kv, guidance, noise)         # engine.sampling.offline
+    frames = model.decode(latents)                                   # (F,H,W,3) uint8
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+import torch
+
+from engine.errors import InputError
+from engine.networks.config import GUIDANCE_TYPES, ModelConfig
+from engine.networks.denoising_unet import DenoisingUNet3D
+from engine.networks.guidance_encoder import GuidanceEncoderSet
+from engine.networks.reference_unet import ReferenceUNet
+from engine.networks.text_embedding import load_or_compute_text_embedding
+from engine.networks.transformer import ReferenceKV
+from engine.networks.vae import VaeDecoder, VaeEncoder, load_autoencoder
+from engine.weights.layout import WeightsLayout
+from engine.weights.load import (LoadReport, load_denoising_unet, load_guidance_encoders, load_model_config,
+                                 load_reference_unet)
+
+
+@dataclasses.dataclass
+class MagicPortraitModel:
+    config: ModelConfig
+    reference_unet: ReferenceUNet
+    denoising_unet: DenoisingUNet3D
+    guidance_encoders: GuidanceEncoderSet
+    vae_encoder: VaeEncoder
+    vae_decoder: VaeDecoder
+    text_embedding: torch.Tensor  # (1, 77, D)
+    report: LoadReport
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def from_weights(cls, root: str | pathlib.Path, device: str | torch.device = "cpu",
+                     dtype: torch.dtype = torch.float32) -> "MagicPortraitModel":
+        layout = WeightsLayout.discover(root)
+        config = load_model_config(layout)
+        report = LoadReport()
+        autoencoder = load_autoencoder(layout.vae_dir)
+        model = cls(
+            config=config,
+            reference_unet=load_reference_unet(layout, config, report),
+            denoising_unet=load_denoising_unet(layout, config, report),
+            guidance_encoders=load_guidance_encoders(layout, config, report),
+            vae_encoder=VaeEncoder(autoencoder, config.latent_scale),
+            vae_decoder=VaeDecoder(autoencoder, config.latent_scale),
+            text_embedding=load_or_compute_text_embedding(layout.text_embedding, layout.sd15_dir),
+            report=report,
+        )
+        return model.to(device, dtype)
+
+    def to(self, device, dtype) -> "MagicPortraitModel":
+        self.device, self.dtype = torch.device(device), dtype
+        for net in self.networks():
+            net.to(device=self.device, dtype=dtype).eval().requires_grad_(False)
+        self.text_embedding = self.text_embedding.to(self.device, dtype)
+        return self
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.reference_unet, self.denoising_unet, self.guidance_encoders, self.vae_encoder,
+                self.vae_decoder]
+
+    @property
+    def latent_scale_factor(self) -> int:
+        return self.config.vae_downscale
+
+    # -- identity (once per source image) ---------------------------------------------------------
+    @torch.no_grad()
+    def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        """Upstream's VaeImageProcessor: resize to (W,H) with Lanczos, [0,1] -> [-1,1], VAE mean x scale."""
+        from PIL import Image
+        if image_rgb_u8.ndim != 3 or image_rgb_u8.shape[2] != 3 or image_rgb_u8.dtype != np.uint8:
+            raise InputError(f"reference image: expected (H,W,3) uint8 RGB, got {image_rgb_u8.shape} "
+                             f"{image_rgb_u8.dtype}")
+        w, h = size
+        img = np.asarray(Image.fromarray(image_rgb_u8).resize((w, h), Image.LANCZOS), dtype=np.float32)
+        x = torch.from_numpy(img / 255.0).permute(2, 0, 1)[None] * 2 - 1
+        return self.vae_encoder(x.to(self.device, self.dtype))
+
+    @torch.no_grad()
+    def reference_kv(self, ref_latents: torch.Tensor) -> list[ReferenceKV]:
+        features = self.reference_unet(ref_latents, self.text_embedding)
+        return self.denoising_unet.project_reference(features)
+
+    # -- guidance (once per frame) ----------------------------------------------------------------
+    @torch.no_grad()
+    def encode_guidance(self, maps_u8: dict[str, np.ndarray], batch: int = 16) -> torch.Tensor:
+        """Per type (F,H,W,3) uint8 maps -> summed features (1, C0, F, h, w). No resize: maps must
+        already be at the output size (upstream's bicubic resize is a no-op at 512²)."""
+        frames = _check_maps(maps_u8)
+        out = []
+        for start in range(0, frames, batch):
+            per_type = [torch.from_numpy(maps_u8[t][start:start + batch]).to(self.device).permute(0, 3, 1, 2)
+                        .to(self.dtype) / 255.0 for t in GUIDANCE_TYPES]
+            out.append(self.guidance_encoders(*per_type))
+        return torch.cat(out).transpose(0, 1).unsqueeze(0)
+
+    # -- output ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, batch: int = 1) -> np.ndarray:
+        """(1,4,F,h,w) -> (F,H,W,3) uint8, one frame at a time like upstream."""
+        frames = latents[0].transpose(0, 1)
+        images = [self.vae_decoder(frames[i:i + batch]) for i in range(0, frames.shape[0], batch)]
+        x = torch.cat(images).permute(0, 2, 3, 1).float().cpu().numpy()
+        return (x * 255).astype(np.uint8)  # truncation, as upstream's save_videos_grid
+
+
+def _check_maps(maps_u8: dict[str, np.ndarray]) -> int:
+    missing = [t for t in GUIDANCE_TYPES if t not in maps_u8]
+    if missing:
+        raise InputError(f"guidance maps: missing type(s) {missing}; expected {list(GUIDANCE_TYPES)}")
+    shapes = {t: maps_u8[t].shape for t in GUIDANCE_TYPES}
+    first = shapes[GUIDANCE_TYPES[0]]
+    for t, s in shapes.items():
+        if len(s) != 4 or s[3] != 3 or s != first or maps_u8[t].dtype != np.uint8:
+            raise InputError(f"guidance maps: every type must be (F,H,W,3) uint8 of one shape; got {shapes}")
+        if s[1] % 8 or s[2] % 8:
+            raise InputError(f"guidance maps: size {s[2]}x{s[1]} must be a multiple of 8")
+    return first[0]

@@ -1,0 +1,1 @@
+"""Samplers: DDIM schedule, context windows, upstream's offline sampling loop."""

@@ -1,0 +1,1 @@
+"""Locating and loading checkpoints in upstream's on-disk layout."""

@@ -1,0 +1,107 @@
+"""Where the files of a MagicPortrait installation are (upstream's `pretrained_weights/` layout).
+
+    WEIGHTS/
+      stable-diffusion-v1-5/unet/{config.json, diffusion_pytorch_model.(safetensors|bin)}
+      stable-diffusion-v1-5/{text_encoder,tokenizer}/   (only to compute the text embedding once)
+      sd-vae-ft-mse/{config.json, diffusion_pytorch_model.(safetensors|bin)}
+      denoising_unet.pth, reference_unet.pth, guidance_encoder_{depth,normal,render}.pth,
+      motion_module*.pth                 (here or in one sub-folder, e.g. MagicPortrait/)
+      magicportrait.json                 (optional: model config when not upstream's defaults)
+      text_embedding.safetensors         (cache of the fixed prompt's CLIP embedding)
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from engine.errors import CheckpointError
+from engine.networks.config import GUIDANCE_TYPES
+
+SD15_NAMES = ("stable-diffusion-v1-5", "sd-v1-5", "sd15")
+VAE_NAMES = ("sd-vae-ft-mse",)
+TEXT_EMBEDDING_FILE = "text_embedding.safetensors"
+MODEL_CONFIG_FILE = "magicportrait.json"
+WEIGHT_FILE_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsLayout:
+    root: pathlib.Path
+    sd15_dir: pathlib.Path
+    vae_dir: pathlib.Path
+    ckpt_dir: pathlib.Path
+
+    @property
+    def sd15_unet_config(self) -> pathlib.Path:
+        return self.sd15_dir / "unet" / "config.json"
+
+    @property
+    def sd15_unet_weights(self) -> pathlib.Path:
+        return _first_existing(self.sd15_dir / "unet", WEIGHT_FILE_NAMES, "SD1.5 UNet weights")
+
+    @property
+    def denoising_unet(self) -> pathlib.Path:
+        return _required(self.ckpt_dir / "denoising_unet.pth")
+
+    @property
+    def reference_unet(self) -> pathlib.Path:
+        return _required(self.ckpt_dir / "reference_unet.pth")
+
+    def guidance_encoder(self, kind: str) -> pathlib.Path:
+        return _required(self.ckpt_dir / f"guidance_encoder_{kind}.pth")
+
+    @property
+    def motion_modules(self) -> list[pathlib.Path]:
+        files = sorted(self.ckpt_dir.glob("motion_module*.pth"))
+        if not files:
+            raise CheckpointError(f"{self.ckpt_dir}: no motion_module*.pth found (expected upstream's "
+                                  "motion_module-47360.pth beside denoising_unet.pth)")
+        return files
+
+    @property
+    def model_config(self) -> pathlib.Path:
+        return self.ckpt_dir / MODEL_CONFIG_FILE
+
+    @property
+    def text_embedding(self) -> pathlib.Path:
+        return self.root / TEXT_EMBEDDING_FILE
+
+    @classmethod
+    def discover(cls, root: str | pathlib.Path) -> "WeightsLayout":
+        root = pathlib.Path(root)
+        if not root.is_dir():
+            raise CheckpointError(f"{root}: weights folder not found")
+        sd15 = _find_dir(root, SD15_NAMES, "the Stable Diffusion 1.5 folder (with unet/)")
+        vae = _find_dir(root, VAE_NAMES, "the sd-vae-ft-mse VAE folder")
+        candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir())
+        ckpt = next((d for d in candidates if (d / "denoising_unet.pth").exists()), None)
+        if ckpt is None:
+            raise CheckpointError(f"{root}: no denoising_unet.pth here or in a sub-folder (expected "
+                                  "MagicPortrait's checkpoint files: denoising_unet.pth, reference_unet.pth, "
+                                  "guidance_encoder_{depth,normal,render}.pth, motion_module*.pth)")
+        layout = cls(root, sd15, vae, ckpt)
+        missing = [p.name for p in [ckpt / "reference_unet.pth"] +
+                   [ckpt / f"guidance_encoder_{k}.pth" for k in GUIDANCE_TYPES] if not p.exists()]
+        if missing:
+            raise CheckpointError(f"{ckpt}: missing checkpoint file(s): {', '.join(missing)}")
+        return layout
+
+
+def _find_dir(root: pathlib.Path, names: tuple[str, ...], what: str) -> pathlib.Path:
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    raise CheckpointError(f"{root}: {what} not found (looked for {', '.join(names)})")
+
+
+def _first_existing(folder: pathlib.Path, names: tuple[str, ...], what: str) -> pathlib.Path:
+    for name in names:
+        if (folder / name).exists():
+            return folder / name
+    raise CheckpointError(f"{folder}: {what} not found (expected one of {', '.join(names)})")
+
+
+def _required(path: pathlib.Path) -> pathlib.Path:
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    return path

@@ -1,0 +1,63 @@
+// CPU host build of the fused guidance-map renderer: the same per-triangle / per-pixel functions
+// as the CUDA kernels (guidance_raster_math.cuh), looped on the host. Loaded with ctypes by
+// engine/guidance/kernel_host.py; this is what CI tests the kernel math with. Compile with
+// -ffp-contract=off (and optionally -fopenmp).
+#include <new>
+#include <vector>
+
+#include "guidance_raster_math.cuh"
+
+namespace {
+
+// Lock-free min: the result does not depend on the order threads arrive in (min of packed keys).
+struct HostZMin {
+    mprt::u64* frame;
+    void operator()(long long pix, mprt::u64 packed) {
+        mprt::u64* slot = frame + pix;
+        mprt::u64 cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        while (packed < cur &&
+               !__atomic_compare_exchange_n(slot, &cur, packed, true, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED)) {
+        }
+    }
+};
+
+}  // namespace
+
+extern "C" {
+
+// Layout check for the Python mirror of the ABI structs.
+int mprt_guidance_abi_sizes(long long* scene_size, long long* targets_size) {
+    *scene_size = (long long)sizeof(mprt::RasterScene);
+    *targets_size = (long long)sizeof(mprt::GuidanceTargets);
+    return 0;
+}
+
+// Renders all frames of `scene` into `targets`. Returns 0, or 1 when the z-buffer can't be allocated.
+int mprt_guidance_render_host(const mprt::RasterScene* scene, const mprt::GuidanceTargets* targets) {
+    const mprt::RasterScene& s = *scene;
+    const long long hw = (long long)s.height * s.width;
+    const long long pixels = (long long)s.batch * hw;
+    const long long tris = (long long)s.batch * s.num_faces;
+    std::vector<mprt::u64> zbuf;
+    try {
+        zbuf.assign((size_t)pixels, MPRT_ZBUF_EMPTY);
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+#pragma omp parallel for schedule(dynamic, 256)
+    for (long long i = 0; i < tris; ++i) {
+        const int b = (int)(i / s.num_faces);
+        HostZMin zmin{zbuf.data() + b * hw};
+        mprt::rasterize_triangle(s, b, (int)(i - (long long)b * s.num_faces), zmin);
+    }
+#pragma omp parallel for schedule(static)
+    for (long long i = 0; i < pixels; ++i) {
+        const int b = (int)(i / hw);
+        const long long pix = i - b * hw;
+        mprt::resolve_pixel(s, *targets, b, (int)(pix / s.width), (int)(pix % s.width), zbuf[i]);
+    }
+    return 0;
+}
+
+}  // extern "C"

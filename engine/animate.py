@@ -1,0 +1,39 @@
+"""Portrait + guidance maps -> video frames, upstream's offline way (the quality baseline)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.io.images import resize_frames
+from engine.model import MagicPortraitModel
+from engine.networks.config import GUIDANCE_TYPES
+from engine.sampling.offline import OfflineSettings, ProgressFn, sample_offline
+
+
+def initial_noise(frames: int, size: int, model: MagicPortraitModel, seed: int) -> torch.Tensor:
+    """(1,4,F,h,w) standard normal from a CPU generator (upstream seeds a CUDA generator with 42,
+    which cannot be reproduced on the CPU: networks.md (d))."""
+    g = torch.Generator("cpu").manual_seed(seed)
+    h = size // model.latent_scale_factor
+    noise = torch.randn((1, 4, frames, h, h), generator=g, dtype=torch.float32)
+    return noise.to(model.device, model.dtype)
+
+
+def animate_offline(model: MagicPortraitModel, source_rgb_u8: np.ndarray, maps_u8: dict[str, np.ndarray],
+                    size: int, settings: OfflineSettings = OfflineSettings(), seed: int = 42,
+                    progress: ProgressFn | None = None) -> np.ndarray:
+    """Returns (F, size, size, 3) uint8 frames."""
+    maps = {t: resize_frames(maps_u8[t], (size, size)) for t in GUIDANCE_TYPES}
+    frames = maps[GUIDANCE_TYPES[0]].shape[0]
+    ref_kv = model.reference_kv(model.encode_reference(source_rgb_u8, (size, size)))
+    guidance = model.encode_guidance(maps)
+    latents = sample_offline(model.denoising_unet, model.text_embedding, ref_kv, guidance,
+                             initial_noise(frames, size, model, seed), settings, progress=progress)
+    return model.decode(latents)
+
+
+def side_by_side(*videos: np.ndarray) -> np.ndarray:
+    """Frames of equal count placed left to right (resized to the first one's height)."""
+    h = videos[0].shape[1]
+    parts = [v if v.shape[1] == h else resize_frames(v, (v.shape[2] * h // v.shape[1], h)) for v in videos]
+    return np.concatenate(parts, axis=2)

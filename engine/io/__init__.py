@@ -1,0 +1,1 @@
+"""File input and output: images, videos, frame folders."""

@@ -1,0 +1,216 @@
+"""Driving video/frames + source portrait -> per-frame FLAME parameters (`track_driving`).
+
+Face tracking and crop preparation run on the CPU in a worker thread (MediaPipe, skimage and
+torch release the GIL), feeding a bounded queue; the encoders run batched on `device` meanwhile.
+Frames without a face are counted and handled by `no_face` policy:
+  * "hold"     — reuse the last valid frame's driving parameters (leading ones take the first
+                 valid frame's); `valid` marks them False. Frame count is preserved.
+  * "skip"     — drop them from the output (their indices are reported).
+  * "upstream" — do what upstream does: DECA crops the whole 512 image, SMIRK the whole frame
+                 (guidance_maps.md §1.2, §1.5); `valid` still marks them False.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.driving.driving_encoder import DrivingEncoder, EncoderInputs, prepare_encoder_inputs
+from engine.driving.encoder_weights import EncoderPair, load_encoders, random_encoders
+from engine.driving.face_tracker import LANDMARKER_FILE, FaceTracker, FaceTrackerConfig
+from engine.driving.media import iter_driving_frames, read_image_rgb, video_fps
+from engine.driving.mixing import mix_parameters
+from engine.driving.one_euro import OneEuroConfig, smooth_sequence
+from engine.driving.source_code import (
+    SourceCode, encode_source_image, load_cached_source, save_cached_source, source_cache_key,
+)
+from engine.errors import InputError
+
+NO_FACE_POLICIES = ("hold", "skip", "upstream")
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mprt", "sources")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    no_face: str = "hold"
+    tracker_mode: str | None = None  # None: "video" for a video file, "image" for a frame folder
+    batch_size: int = 8
+    max_frames: int | None = None
+    folder_fps: float = 25.0  # frame rate assumed for a folder of frames
+    smoothing: OneEuroConfig | None = None  # One-Euro on pose/exp/jaw; None = upstream (none)
+    device: str = "cpu"
+    cache_dir: str | None = None  # None: default_cache_dir(); "" disables the source cache
+    queue_frames: int = 16
+
+
+@dataclass
+class TrackingResult:
+    params: object  # engine.flame.FlameParams
+    frame_count: int  # frames read from the driving input
+    no_face_frames: list[int]  # indices (into the input) of frames without a face
+    source_from_cache: bool
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    fps: float = 25.0
+
+
+def resolve_landmarker(landmarker: str | os.PathLike | None, weights_dir: str | os.PathLike | None) -> str:
+    if landmarker is not None:
+        return os.fspath(landmarker)
+    if weights_dir is not None and os.path.isfile(os.path.join(weights_dir, LANDMARKER_FILE)):
+        return os.path.join(os.fspath(weights_dir), LANDMARKER_FILE)
+    raise InputError(
+        f"no face landmarker model: pass --landmarker PATH/{LANDMARKER_FILE} (or put it in the weights folder)"
+    )
+
+
+def encode_source(source_image: str | os.PathLike, landmarker: str, encoders: EncoderPair,
+                  cache_dir: str | None) -> tuple[SourceCode, bool]:
+    """Source constants, from the cache when this image was encoded before with these encoders."""
+    source_image = os.fspath(source_image)
+    image = read_image_rgb(source_image)  # validates the file before any hashing/caching
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
+    key = source_cache_key(source_image, encoders, landmarker) if cache_dir else None
+    if key is not None:
+        cached = load_cached_source(cache_dir, key)
+        if cached is not None:
+            return cached, True
+    with FaceTracker(FaceTrackerConfig(landmarker, mode="image")) as tracker:
+        code = encode_source_image(image, tracker, encoders, name=f"source image {source_image}")
+    if key is not None:
+        save_cached_source(cache_dir, key, code)
+    return code, False
+
+
+def _track_worker(frames, tracker_config: FaceTrackerConfig, policy: str, out: queue.Queue,
+                  stop: threading.Event, timing: dict) -> None:
+    try:
+        with FaceTracker(tracker_config) as tracker:
+            for frame in frames:
+                if stop.is_set():
+                    return
+                t0 = time.perf_counter()
+                track = tracker.track(frame.rgb, frame.timestamp_ms)
+                t1 = time.perf_counter()
+                inputs = prepare_encoder_inputs(frame.rgb, track) if track or policy == "upstream" else None
+                timing["tracking"] += t1 - t0
+                timing["crops"] += time.perf_counter() - t1
+                out.put((frame.index, track is not None, inputs))
+        out.put(None)
+    except BaseException as err:  # handed to the consumer, which re-raises it
+        out.put(err)
+
+
+def _fill_held(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each invalid row takes the last valid row before it (leading ones: the first valid row)."""
+    idx = np.where(valid, np.arange(len(valid)), -1)
+    idx = np.maximum.accumulate(idx)
+    idx[idx < 0] = np.flatnonzero(valid)[0]
+    return values[idx]
+
+
+def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.PathLike,
+                           weights_dir: str | os.PathLike | None = None, *,
+                           landmarker: str | os.PathLike | None = None, random_weights: bool = False,
+                           encoders: EncoderPair | None = None,
+                           config: TrackingConfig = TrackingConfig()) -> TrackingResult:
+    if config.no_face not in NO_FACE_POLICIES:
+        raise InputError(f"no-face policy must be one of {', '.join(NO_FACE_POLICIES)}, got {config.no_face!r}")
+    if config.batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {config.batch_size}")
+    landmarker = resolve_landmarker(landmarker, weights_dir)
+    if encoders is None:
+        encoders = random_encoders() if random_weights else load_encoders(weights_dir)
+    timing = {"tracking": 0.0, "crops": 0.0, "encoders": 0.0, "source": 0.0}
+
+    t0 = time.perf_counter()
+    source, from_cache = encode_source(source_image, landmarker, encoders, config.cache_dir)
+    timing["source"] = time.perf_counter() - t0
+
+    driving = os.fspath(driving)
+    is_folder = os.path.isdir(driving)
+    frames = iter_driving_frames(driving, config.folder_fps, config.max_frames)
+    fps = config.folder_fps if is_folder else video_fps(driving)
+    mode = config.tracker_mode or ("image" if is_folder else "video")
+    tracker_config = FaceTrackerConfig(landmarker, mode=mode, fps=fps)
+
+    encoder = DrivingEncoder(encoders, config.device)
+    results: dict[int, dict[str, np.ndarray]] = {}
+    has_face: dict[int, bool] = {}
+    pending: list[tuple[int, EncoderInputs]] = []
+
+    def flush() -> None:
+        t = time.perf_counter()
+        encoded = encoder.encode([inp for _, inp in pending])
+        for row, (index, _) in enumerate(pending):
+            results[index] = {k: v[row] for k, v in encoded.items()}
+        pending.clear()
+        timing["encoders"] += time.perf_counter() - t
+
+    items: queue.Queue = queue.Queue(maxsize=config.queue_frames)
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=_track_worker, args=(frames, tracker_config, config.no_face, items, stop, timing),
+        name="mprt-face-tracking", daemon=True,
+    )
+    worker.start()
+    try:
+        while (item := items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            index, face, inputs = item
+            has_face[index] = face
+            if inputs is not None:
+                pending.append((index, inputs))
+                if len(pending) >= config.batch_size:
+                    flush()
+        if pending:
+            flush()
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+    count = len(has_face)
+    valid = np.array([has_face[i] for i in range(count)], dtype=bool)
+    no_face = [int(i) for i in np.flatnonzero(~valid)]
+    if count == 0:
+        raise InputError(f"driving input {driving} gave no frames")
+    if not valid.any() and config.no_face != "upstream":
+        raise InputError(f"no face found in any of the {count} frames of {driving}")
+
+    keys = ("pose", "exp", "jaw")
+    if config.no_face == "skip":
+        kept = np.flatnonzero(valid)
+        arrays = {k: np.stack([results[i][k] for i in kept]) for k in keys}
+        valid = valid[kept]
+    elif config.no_face == "hold":
+        dummy = {k: np.zeros_like(results[int(np.flatnonzero(valid)[0])][k]) for k in keys}
+        arrays = {k: np.stack([results.get(i, dummy)[k] for i in range(count)]) for k in keys}
+        arrays = {k: _fill_held(v, valid) for k, v in arrays.items()}
+    else:
+        arrays = {k: np.stack([results[i][k] for i in range(count)]) for k in keys}
+
+    if config.smoothing is not None:
+        arrays = {k: smooth_sequence(v, fps, config.smoothing) for k, v in arrays.items()}
+    params = mix_parameters(source, arrays["pose"], arrays["exp"], arrays["jaw"], valid)
+    return TrackingResult(params, count, no_face, from_cache, timing, fps)
+
+
+def track_driving(driving: str | os.PathLike, source_image: str | os.PathLike,
+                  weights_dir: str | os.PathLike | None = None, **kwargs):
+    """Driving video (or frame folder) + source portrait -> `engine.flame.FlameParams`.
+
+    Keyword arguments as `track_driving_detailed` (landmarker=, random_weights=, encoders=, config=).
+    """
+    return track_driving_detailed(driving, source_image, weights_dir, **kwargs).params

@@ -1,0 +1,335 @@
+"""The I/O contract of every exported network graph, declared once (torch-free: numpy + dataclasses).
+
+ONNX export (export/), engine build (`mprt build`) and the runtime backends (engine/backends/) all read
+these declarations, so a name, dtype or axis is never spelled twice. A Jetson running TensorRT needs
+only this module and numpy.
+
+Shapes are tuples whose entries are ints (static) or axis names (dynamic):
+  "batch"  — samples per UNet call: 1 without CFG, 2 under CFG ([uncond ; cond], networks.md (b).6)
+  "frames" — frames per call (the context window, <= the motion modules' 32 positions)
+  "images" — reference images per VAE-encoder call
+Spatial sizes are static: one export is for one output size (the reference K/V length depends on it).
+Latent size h = H / 8, w = W / 8.
+
+Graphs (file `<name>.<precision>.onnx`; `precision` is "fp32" or "fp16"):
+
+guidance_encoder — the three guidance encoders and their sum (depth + normal + render), per frame.
+  in   depth, normal, render   (frames, 3, H, W)  float   maps in [0, 1] (uint8 / 255), RGB
+  out  guidance                (frames, C0, h, w) float   C0 = UNet width 0 (320 full, 32 tiny)
+
+reference_kv — reference UNet at t=0 on the reference latent, then each reference feature projected
+  with the *denoising* UNet's self-attention to_k / to_v (exact: the projections are linear). Run once
+  per identity; the denoising UNet then never re-projects the reference per step and frame.
+  in   ref_latents             (1, 4, h, w)       float   VAE latent mean x 0.18215 (vae_encoder output)
+       text_embedding          (1, 77, D)         float   CLIP text embedding (constant prompt)
+  out  ref_k_00 .. ref_k_15    (1, L_i, C_i)      float   L_i = tokens of transformer i, C_i its width
+       ref_v_00 .. ref_v_15    (1, L_i, C_i)      float
+reference_unet — the same without the projection (reference_mode "features"):
+  out  ref_feature_00 .. ref_feature_15  (1, L_i, C_i) float   fp16-rounded norm1 outputs
+
+denoising_unet — UNet3D with motion modules on a latent window -> v-prediction.
+  in   sample                  (batch, 4, frames, h, w) float  noisy latents
+       timestep                (batch, frames)    float32  one DDIM timestep per frame (0..999), fp32 in
+                                                           both precisions (fp16 is exact to 2048, but the
+                                                           sinusoid is computed in fp32 anyway)
+       text_embedding          (1, 77, D)         float    shared by both CFG halves (networks.md text)
+       guidance                (frames, C0, h, w) float    guidance_encoder output rows of the window's
+                                                           frames; shared by all samples of the batch
+       ref_k_XX / ref_v_XX     (1, L_i, C_i)      float    reference_kv outputs (reference_mode "kv")
+         or ref_feature_XX     (1, L_i, C_i)      float    reference_unet outputs (reference_mode "features")
+       use_reference           (batch,)           float32  1.0: sample attends to the reference tokens
+                                                           (CFG cond half), 0.0: it does not (uncond half).
+                                                           A float, not bool: TensorRT handles float
+                                                           inputs in every version; the graph tests > 0.5.
+  out  v                       (batch, 4, frames, h, w) float
+
+vae_encoder — image (images, 3, H, W) float in [-1, 1] -> latents (images, 4, h, w), latent mean x scale.
+vae_decoder — latents (frames, 4, h, w) float -> image (frames, 3, H, W) float in [0, 1].
+
+"float" is float32 in fp32 graphs and float16 in fp16 graphs; `timestep` and `use_reference` stay float32.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.networks.config import ModelConfig
+
+PRECISIONS = ("fp32", "fp16")
+REFERENCE_MODES = ("kv", "features")
+TEXT_TOKENS = 77
+REFERENCE_TRANSFORMERS = 16  # SD1.5: 2+2+2 down, 1 mid, 3+3+3 up
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisRange:
+    """Min / opt / max of one dynamic axis: a TensorRT optimisation profile's three points."""
+
+    min: int
+    opt: int
+    max: int
+
+    def __post_init__(self):
+        if not (1 <= self.min <= self.opt <= self.max):
+            raise InputError(f"axis range {self.min}:{self.opt}:{self.max}: expected 1 <= MIN <= OPT <= MAX")
+
+    @classmethod
+    def parse(cls, text: str, what: str) -> "AxisRange":
+        """'MIN:OPT:MAX' (or a single N for a static value)."""
+        parts = text.split(":")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise InputError(f"{what}: expected MIN:OPT:MAX integers, got {text!r}") from None
+        if len(values) == 1:
+            values *= 3
+        if len(values) != 3:
+            raise InputError(f"{what}: expected MIN:OPT:MAX, got {text!r}")
+        try:
+            return cls(*values)
+        except InputError as err:
+            raise InputError(f"{what}: {err}") from None
+
+    def contains(self, value: int) -> bool:
+        return self.min <= value <= self.max
+
+    def __str__(self) -> str:
+        return f"{self.min}:{self.opt}:{self.max}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name: "float32", "float16"
+    shape: tuple[int | str, ...]  # ints static, strings name a dynamic axis
+
+    def resolve(self, axes: Mapping[str, int]) -> tuple[int, ...]:
+        return tuple(d if isinstance(d, int) else int(axes[d]) for d in self.shape)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "TensorSpec":
+        return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphSpec:
+    """One graph's inputs, outputs and dynamic-axis ranges."""
+
+    name: str
+    precision: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    axes: Mapping[str, AxisRange]
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.{self.precision}.onnx"
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def axis_points(self, point: str) -> dict[str, int]:
+        """Every axis at its "min", "opt" or "max"."""
+        return {a: getattr(r, point) for a, r in self.axes.items()}
+
+    def profile(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """Input name -> (min, opt, max) shapes: the TensorRT optimisation profile."""
+        pts = [self.axis_points(p) for p in ("min", "opt", "max")]
+        return {t.name: tuple(t.resolve(p) for p in pts) for t in self.inputs}
+
+    def sample_inputs(self, axes: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+        """Deterministic inputs of the declared shapes and dtypes, with values in each input's range."""
+        axes = {**self.axis_points("opt"), **(axes or {})}
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for t in self.inputs:
+            shape = t.resolve(axes)
+            if t.name == "timestep":
+                x = rng.integers(0, 1000, size=shape).astype(np.float32)
+            elif t.name == "use_reference":
+                x = np.ones(shape)
+                x[: shape[0] - 1] = 0.0  # [uncond ; cond] under CFG, cond alone otherwise
+            elif t.name in ("depth", "normal", "render"):
+                x = rng.random(shape)
+            elif t.name == "image":
+                x = rng.random(shape) * 2 - 1
+            else:
+                x = rng.standard_normal(shape)
+            feeds[t.name] = x.astype(t.dtype)
+        return feeds
+
+    def check_inputs(self, feeds: Mapping[str, np.ndarray]) -> dict[str, int]:
+        """Validate names, dtypes, ranks and shapes; return the dynamic axis values. Raises InputError."""
+        missing = [n for n in self.input_names if n not in feeds]
+        extra = [n for n in feeds if n not in self.input_names]
+        if missing or extra:
+            raise InputError(f"{self.name}: inputs missing {missing}, unexpected {extra}; "
+                             f"expected {self.input_names}")
+        axes: dict[str, int] = {}
+        for t in self.inputs:
+            arr = feeds[t.name]
+            if str(arr.dtype) != t.dtype:
+                raise InputError(f"{self.name}: input {t.name} has dtype {arr.dtype}, expected {t.dtype}")
+            if len(arr.shape) != len(t.shape):
+                raise InputError(f"{self.name}: input {t.name} has shape {tuple(arr.shape)}, expected "
+                                 f"{self.describe_shape(t)}")
+            for dim, want in zip(arr.shape, t.shape):
+                if isinstance(want, int):
+                    ok = dim == want
+                else:
+                    ok = axes.setdefault(want, dim) == dim and self.axes[want].contains(dim)
+                if not ok:
+                    raise InputError(f"{self.name}: input {t.name} has shape {tuple(arr.shape)}, expected "
+                                     f"{self.describe_shape(t)}")
+        return axes
+
+    def describe_shape(self, t: TensorSpec) -> str:
+        dims = [str(d) if isinstance(d, int) else f"{d}[{self.axes[d].min}..{self.axes[d].max}]" for d in t.shape]
+        return "(" + ", ".join(dims) + ")"
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """torch.onnx.export's `dynamic_axes` for inputs and outputs."""
+        out = {}
+        for t in self.inputs + self.outputs:
+            dyn = {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
+            if dyn:
+                out[t.name] = dyn
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "precision": self.precision, "file": self.file_name,
+                "inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs],
+                "axes": {a: [r.min, r.opt, r.max] for a, r in self.axes.items()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "GraphSpec":
+        return cls(name=str(d["name"]), precision=str(d["precision"]),
+                   inputs=tuple(TensorSpec.from_json(t) for t in d["inputs"]),
+                   outputs=tuple(TensorSpec.from_json(t) for t in d["outputs"]),
+                   axes={a: AxisRange(*r) for a, r in d["axes"].items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportPlan:
+    """What one `mprt export` produces: sizes, axis ranges, precisions and the reference mode."""
+
+    image_size: tuple[int, int]  # (H, W) pixels
+    frames: AxisRange = AxisRange(1, 12, 32)
+    batch: AxisRange = AxisRange(1, 2, 2)
+    images: AxisRange = AxisRange(1, 1, 1)
+    precisions: tuple[str, ...] = ("fp32",)
+    reference_mode: str = "kv"
+
+    def __post_init__(self):
+        h, w = self.image_size
+        if h % 64 or w % 64 or h <= 0 or w <= 0:
+            raise InputError(f"image size {w}x{h}: both sides must be positive multiples of 64 "
+                             "(8 for the VAE x 8 for the UNet's three downsamplings)")
+        if self.batch.max > 2:
+            raise InputError(f"batch range {self.batch}: at most 2 (CFG's two halves)")
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise InputError(f"precisions {list(self.precisions)}: expected some of {list(PRECISIONS)}")
+        if self.reference_mode not in REFERENCE_MODES:
+            raise InputError(f"reference mode {self.reference_mode!r}: expected one of {list(REFERENCE_MODES)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"image_size": list(self.image_size), "frames": str(self.frames), "batch": str(self.batch),
+                "images": str(self.images), "precisions": list(self.precisions),
+                "reference_mode": self.reference_mode}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ExportPlan":
+        return cls(image_size=tuple(d["image_size"]), frames=AxisRange.parse(d["frames"], "frames"),
+                   batch=AxisRange.parse(d["batch"], "batch"), images=AxisRange.parse(d["images"], "images"),
+                   precisions=tuple(d["precisions"]), reference_mode=str(d["reference_mode"]))
+
+
+def reference_token_shapes(config: ModelConfig, latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """(L_i, C_i) of the 16 reference features, in execution (= writer/reader pairing) order."""
+    u = config.unet
+    ch = u.block_out_channels
+    h, w = latent_hw
+    shapes = []
+    n_down = len(ch)
+    for i, kind in enumerate(u.down_block_types):
+        if kind.startswith("CrossAttn"):
+            shapes += [((h >> i) * (w >> i), ch[i])] * u.layers_per_block
+    deep = n_down - 1
+    shapes.append(((h >> deep) * (w >> deep), ch[-1]))  # mid block
+    rev = list(reversed(ch))
+    for i, kind in enumerate(u.up_block_types):
+        if kind.startswith("CrossAttn"):
+            s = deep - i
+            shapes += [((h >> s) * (w >> s), rev[i])] * (u.layers_per_block + 1)
+    if len(shapes) != REFERENCE_TRANSFORMERS:
+        raise InputError(f"UNet layout gives {len(shapes)} spatial transformers, expected {REFERENCE_TRANSFORMERS}")
+    return shapes
+
+
+def reference_names(mode: str) -> list[str]:
+    """Reference tensor names in pairing order: ref_k_00, ref_v_00, ... or ref_feature_00, ..."""
+    if mode == "kv":
+        return [f"ref_{kv}_{i:02d}" for i in range(REFERENCE_TRANSFORMERS) for kv in ("k", "v")]
+    return [f"ref_feature_{i:02d}" for i in range(REFERENCE_TRANSFORMERS)]
+
+
+def graph_names(plan: ExportPlan) -> list[str]:
+    ref = "reference_kv" if plan.reference_mode == "kv" else "reference_unet"
+    return ["guidance_encoder", ref, "denoising_unet", "vae_encoder", "vae_decoder"]
+
+
+def build_specs(config: ModelConfig, plan: ExportPlan) -> list[GraphSpec]:
+    """Every graph of `plan`, for every precision: the single declaration of their I/O."""
+    if plan.frames.max > config.motion.max_frames:
+        raise InputError(f"frame range {plan.frames}: at most {config.motion.max_frames} frames "
+                         "(the motion modules' positional encoding length)")
+    return [_spec(name, config, plan, p) for p in plan.precisions for name in graph_names(plan)]
+
+
+def _spec(name: str, config: ModelConfig, plan: ExportPlan, precision: str) -> GraphSpec:
+    fl = "float16" if precision == "fp16" else "float32"
+    H, W = plan.image_size
+    h, w = H // config.vae_downscale, W // config.vae_downscale
+    c0, d = config.unet.block_out_channels[0], config.unet.cross_attention_dim
+    T = lambda n, s, dt=fl: TensorSpec(n, dt, tuple(s))  # noqa: E731
+    text = T("text_embedding", (1, TEXT_TOKENS, d))
+    ref_shapes = reference_token_shapes(config, (h, w))
+    per = 2 if plan.reference_mode == "kv" else 1
+    refs = tuple(T(n, (1, *ref_shapes[i // per])) for i, n in enumerate(reference_names(plan.reference_mode)))
+    if name == "guidance_encoder":
+        ins = tuple(T(t, ("frames", 3, H, W)) for t in ("depth", "normal", "render"))
+        return GraphSpec(name, precision, ins, (T("guidance", ("frames", c0, h, w)),), {"frames": plan.frames})
+    if name in ("reference_kv", "reference_unet"):
+        return GraphSpec(name, precision, (T("ref_latents", (1, 4, h, w)), text), refs, {})
+    if name == "denoising_unet":
+        ins = (T("sample", ("batch", 4, "frames", h, w)), T("timestep", ("batch", "frames"), "float32"), text,
+               T("guidance", ("frames", c0, h, w)), *refs, T("use_reference", ("batch",), "float32"))
+        return GraphSpec(name, precision, ins, (T("v", ("batch", 4, "frames", h, w)),),
+                         {"batch": plan.batch, "frames": plan.frames})
+    if name == "vae_encoder":
+        return GraphSpec(name, precision, (T("image", ("images", 3, H, W)),), (T("latents", ("images", 4, h, w)),),
+                         {"images": plan.images})
+    if name == "vae_decoder":
+        return GraphSpec(name, precision, (T("latents", ("frames", 4, h, w)),), (T("image", ("frames", 3, H, W)),),
+                         {"frames": plan.frames})
+    raise InputError(f"unknown graph {name!r}")
+
+
+def find_spec(specs: Sequence[GraphSpec], name: str, precision: str) -> GraphSpec:
+    for s in specs:
+        if s.name == name and s.precision == precision:
+            return s
+    have = sorted({f"{s.name}/{s.precision}" for s in specs})
+    raise InputError(f"no graph {name}/{precision} in this export; it has {have}")

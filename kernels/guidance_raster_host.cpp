@@ -33,6 +33,11 @@ int mprt_guidance_abi_sizes(long long* scene_size, long long* targets_size) {
     return 0;
 }
 
+// The maps' float16 store, exposed so tests can check it against IEEE round-to-nearest-even.
+void mprt_guidance_float_to_half(const float* in, unsigned short* out, long long n) {
+    for (long long i = 0; i < n; ++i) out[i] = mprt::float_to_half_bits(in[i]);
+}
+
 // Renders all frames of `scene` into `targets`. Returns 0, or 1 when the z-buffer can't be allocated.
 int mprt_guidance_render_host(const mprt::RasterScene* scene, const mprt::GuidanceTargets* targets) {
     const mprt::RasterScene& s = *scene;

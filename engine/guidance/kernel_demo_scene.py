@@ -41,17 +41,16 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ rx @ ry
 
 
-def make_demo_scene(batch: int = 2, height: int = 64, width: int = 64, seed: int = 0,
-                    n_lat: int = 24, n_lon: int = 32, tex_size: int = 256) -> RasterInputs:
-    """B frames of the head-and-nose scene; per-frame rotation and light, shared albedo."""
+def scene_from_mesh(verts: np.ndarray, faces: np.ndarray, uv_faces: np.ndarray, uvs: np.ndarray,
+                    batch: int = 2, height: int = 64, width: int = 64, seed: int = 0,
+                    tex_size: int = 256) -> RasterInputs:
+    """B randomly rotated / shifted, unit-orthographic views of a mesh (centred, scaled to ~0.75 of
+    the frame), with per-frame SH light and a random albedo."""
     rng = np.random.default_rng(seed)
-    head_v, head_f, head_uv = uv_sphere(n_lat, n_lon)
-    nose_v, nose_f, nose_uv = uv_sphere(max(n_lat // 3, 4), max(n_lon // 3, 6))
-    head_v = head_v * np.array([0.55, 0.7, 0.55])
-    nose_v = nose_v * 0.18 + np.array([0.05, -0.05, 0.5])
-    verts = np.concatenate([head_v, nose_v])
-    faces = np.concatenate([head_f, nose_f + len(head_v)]).astype(np.int32)
-    uvs = np.concatenate([head_uv, nose_uv * 0.5]).astype(np.float32)
+    verts = np.asarray(verts, np.float64)
+    verts = verts - (verts.max(0) + verts.min(0)) / 2.0
+    verts = verts * (0.75 / np.abs(verts).max())
+    faces = np.ascontiguousarray(faces, np.int32)
     v_ndc, v_nrm, v_dep, sh = [], [], [], []
     for _ in range(batch):
         rot = _rotation(*rng.uniform(-0.6, 0.6, size=3))
@@ -71,10 +70,23 @@ def make_demo_scene(batch: int = 2, height: int = 64, width: int = 64, seed: int
         vert_normals=np.asarray(v_nrm, np.float32),
         vert_depth=np.asarray(v_dep, np.float32),
         faces=faces,
-        uv_faces=faces.copy(),
-        uvs=uvs,
+        uv_faces=np.ascontiguousarray(uv_faces, np.int32),
+        uvs=np.ascontiguousarray(uvs, np.float32),
         albedo=albedo.astype(np.float32),
         sh_light=np.asarray(sh, np.float32),
         height=height,
         width=width,
     )
+
+
+def make_demo_scene(batch: int = 2, height: int = 64, width: int = 64, seed: int = 0,
+                    n_lat: int = 24, n_lon: int = 32, tex_size: int = 256) -> RasterInputs:
+    """B frames of the head-and-nose scene; per-frame rotation and light, shared albedo."""
+    head_v, head_f, head_uv = uv_sphere(n_lat, n_lon)
+    nose_v, nose_f, nose_uv = uv_sphere(max(n_lat // 3, 4), max(n_lon // 3, 6))
+    head_v = head_v * np.array([0.55, 0.7, 0.55])
+    nose_v = nose_v * 0.18 + np.array([0.05, -0.05, 0.5])
+    verts = np.concatenate([head_v, nose_v])
+    faces = np.concatenate([head_f, nose_f + len(head_v)])
+    uvs = np.concatenate([head_uv, nose_uv * 0.5])
+    return scene_from_mesh(verts, faces, faces, uvs, batch, height, width, seed, tex_size)

@@ -14,3 +14,16 @@ def shared_dir() -> pathlib.Path:
     if not SHARED.is_dir():
         pytest.skip(f"../shared not found beside the project root ({SHARED})")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> pathlib.Path:
+    """A tiny random-weight model in upstream's on-disk layout (written once per test session)."""
+    from engine.weights.tiny import write_tiny_weights
+    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_weights):
+    from engine.model import MagicPortraitModel
+    return MagicPortraitModel.from_weights(tiny_weights)

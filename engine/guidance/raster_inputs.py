@@ -79,3 +79,43 @@ class GuidanceMaps:
     alpha: np.ndarray
     pix_to_face: np.ndarray
     bary: np.ndarray
+
+
+def prepare_raster_inputs(
+    verts_world: np.ndarray,
+    camera,
+    faces: np.ndarray,
+    uv_faces: np.ndarray,
+    uvs: np.ndarray,
+    albedo: np.ndarray,
+    sh_light: np.ndarray,
+    height: int = 512,
+    width: int = 512,
+) -> RasterInputs:
+    """Posed FLAME vertices (B, V, 3) + camera (engine.flame.camera.OrthoCamera) -> RasterInputs.
+
+    sh_light may be (9, 3) (shared) or (B, 9, 3).
+    """
+    from engine.guidance.mesh_attributes import vertex_depth, vertex_normals
+
+    verts_world = np.asarray(verts_world, np.float32)
+    batch = verts_world.shape[0]
+    faces = np.ascontiguousarray(faces, np.int32)
+    _, _, z_t = camera.to_image_pixels(verts_world)
+    light = np.asarray(sh_light, np.float32)
+    if light.shape == (9, 3):
+        light = np.broadcast_to(light, (batch, 9, 3))
+    inputs = RasterInputs(
+        verts_ndc=camera.to_raster_space(verts_world),
+        vert_normals=vertex_normals(verts_world, faces),
+        vert_depth=vertex_depth(z_t),
+        faces=faces,
+        uv_faces=np.ascontiguousarray(uv_faces, np.int32),
+        uvs=np.ascontiguousarray(uvs, np.float32),
+        albedo=np.ascontiguousarray(albedo, np.float32),
+        sh_light=np.ascontiguousarray(light, np.float32),
+        height=int(height),
+        width=int(width),
+    )
+    inputs.validate()
+    return inputs

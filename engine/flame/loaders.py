@@ -1,0 +1,45 @@
+"""Load / save FLAME-format models: `generic_model.pkl` (restricted unpickler) or our `.npz`."""
+from __future__ import annotations
+
+import os
+import pathlib
+import pickle
+import tempfile
+
+import numpy as np
+
+from engine.errors import CheckpointError
+from engine.flame.model import FlameModel, model_from_arrays, model_to_arrays
+from engine.flame.pkl_loader import load_flame_pickle
+
+
+def load_flame_model(path) -> FlameModel:
+    """Load a FLAME model from `generic_model.pkl` or a `.npz` written by `save_flame_npz`."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"FLAME model file not found: {path}")
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        else:
+            arrays = load_flame_pickle(path)
+        return model_from_arrays(arrays, str(path))
+    except (pickle.UnpicklingError, ValueError, OSError, EOFError) as err:
+        raise CheckpointError(f"{path}: not a usable FLAME model ({err})") from err
+
+
+def save_flame_npz(model: FlameModel, out_path, overwrite: bool = False) -> None:
+    """Write the model as `.npz`, whole or not at all (temp file + os.replace)."""
+    out_path = pathlib.Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} exists (pass overwrite to replace it)")
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=out_path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **model_to_arrays(model))
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -15,6 +15,7 @@ from engine.errors import MprtError
 COMMAND_MODULES = [
     "engine.cli.demo",
     "engine.cli.animate",
+    "engine.cli.track",
     "engine.cli.make_tiny_weights",
 ]
 

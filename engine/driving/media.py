@@ -1,5 +1,5 @@
-"""Readers for driving input and source images: a video file (PyAV), a folder of frame images
-(sorted by name, like upstream's `sorted(os.listdir)`), or one image. Errors name the file."""
+"""Readers for driving input: a video file (PyAV) or a folder of frame images (sorted by name,
+like upstream's `sorted(os.listdir)`). Errors name the file."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import InputError
+from engine.io.images import read_rgb_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -18,22 +19,6 @@ class Frame:
     index: int
     rgb: np.ndarray  # (H, W, 3) uint8
     timestamp_ms: int
-
-
-def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Any image PIL can identify (by content, not extension) -> RGB uint8 (H,W,3); alpha dropped."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")  # gray -> 3 channels; RGBA -> alpha dropped, no compositing
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise InputError(f"{path} is not a readable image (expected JPEG/PNG/...): {err}") from err
-    return np.asarray(rgb, dtype=np.uint8).copy()
 
 
 def list_frame_files(folder: str | os.PathLike) -> list[str]:
@@ -89,7 +74,7 @@ def iter_video_frames(path: str | os.PathLike, max_frames: int | None = None) ->
 
 def iter_folder_frames(folder: str | os.PathLike, fps: float, max_frames: int | None = None) -> Iterator[Frame]:
     for i, path in enumerate(list_frame_files(folder)[:max_frames]):
-        yield Frame(i, read_image_rgb(path), int(round(i * 1000 / fps)))
+        yield Frame(i, read_rgb_image(path), int(round(i * 1000 / fps)))
 
 
 def iter_driving_frames(driving: str | os.PathLike, fps: float = 25.0, max_frames: int | None = None) -> Iterator[Frame]:

@@ -22,13 +22,14 @@ import numpy as np
 from engine.driving.driving_encoder import DrivingEncoder, EncoderInputs, prepare_encoder_inputs
 from engine.driving.encoder_weights import EncoderPair, load_encoders, random_encoders
 from engine.driving.face_tracker import LANDMARKER_FILE, FaceTracker, FaceTrackerConfig
-from engine.driving.media import iter_driving_frames, read_image_rgb, video_fps
+from engine.driving.media import iter_driving_frames, video_fps
 from engine.driving.mixing import mix_parameters
 from engine.driving.one_euro import OneEuroConfig, smooth_sequence
 from engine.driving.source_code import (
     SourceCode, encode_source_image, load_cached_source, save_cached_source, source_cache_key,
 )
 from engine.errors import InputError
+from engine.io.images import read_rgb_image
 
 NO_FACE_POLICIES = ("hold", "skip", "upstream")
 
@@ -75,7 +76,7 @@ def encode_source(source_image: str | os.PathLike, landmarker: str, encoders: En
                   cache_dir: str | None) -> tuple[SourceCode, bool]:
     """Source constants, from the cache when this image was encoded before with these encoders."""
     source_image = os.fspath(source_image)
-    image = read_image_rgb(source_image)  # validates the file before any hashing/caching
+    image = read_rgb_image(source_image)  # validates the file before any hashing/caching
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     key = source_cache_key(source_image, encoders, landmarker) if cache_dir else None
     if key is not None:

@@ -40,7 +40,7 @@ def load_driver():
             from cuda import cuda as driver  # cuda-python < 12.6
         except ImportError:
             raise CudaUnavailableError(
-                "the CUDA guidance kernel needs cuda-python: pip install cuda-python "
+                "CUDA guidance kernel: needs cuda-python: pip install cuda-python "
                 "(or install magicportrait-rt[cuda])"
             ) from None
     return driver
@@ -52,7 +52,7 @@ def _check(driver, what: str, result):
     if status != driver.CUresult.CUDA_SUCCESS:
         _, name = driver.cuGetErrorName(status)
         name = name.decode() if isinstance(name, bytes) else name
-        raise CudaUnavailableError(f"CUDA {what} failed: {name}")
+        raise CudaUnavailableError(f"CUDA guidance kernel: {what} failed: {name}")
     if not values:
         return None
     return values[0] if len(values) == 1 else values
@@ -63,13 +63,15 @@ def _init_device(driver, ordinal: int):
     try:
         status, = driver.cuInit(0)
     except RuntimeError as err:  # cuda-python raises when libcuda (the driver) can't be loaded
-        raise CudaUnavailableError(f"no NVIDIA driver found (libcuda could not be loaded): {err}") from None
+        raise CudaUnavailableError(
+            f"CUDA guidance kernel: no NVIDIA driver found (libcuda could not be loaded): {err}"
+        ) from None
     if status == driver.CUresult.CUDA_ERROR_NO_DEVICE:
-        raise CudaUnavailableError("no CUDA GPU found (cuInit: CUDA_ERROR_NO_DEVICE)")
+        raise CudaUnavailableError("CUDA guidance kernel: no GPU found (cuInit: CUDA_ERROR_NO_DEVICE)")
     _check(driver, "cuInit", (status,))
     count = _check(driver, "device count", driver.cuDeviceGetCount())
     if not 0 <= ordinal < count:
-        raise CudaUnavailableError(f"device: CUDA device {ordinal} requested, {count} present")
+        raise CudaUnavailableError(f"CUDA guidance kernel: device {ordinal} requested, {count} present")
     device = _check(driver, "cuDeviceGet", driver.cuDeviceGet(ordinal))
     context = _check(driver, "primary context", driver.cuDevicePrimaryCtxRetain(device))
     _check(driver, "cuCtxSetCurrent", driver.cuCtxSetCurrent(context))
@@ -121,7 +123,7 @@ class CudaGuidanceKernel:
             try:
                 image = cached_guidance_kernel(arch)
             except KernelBuildError as err:
-                raise CudaUnavailableError(f"cannot build the guidance kernel for {arch}: {err}") from None
+                raise CudaUnavailableError(f"CUDA guidance kernel: cannot build it for {arch}: {err}") from None
             module = _check(driver, f"loading the NVRTC {arch} cubin", driver.cuModuleLoadData(image))
             origin = f"nvrtc {arch}"
         visibility = _check(driver, "kernel lookup", driver.cuModuleGetFunction(module, VISIBILITY_KERNEL))

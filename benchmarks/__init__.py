@@ -1,0 +1,1 @@
+"""Benchmarks: speed measurements written as JSON + Markdown tables to benchmarks/results/."""

@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.guidance.folders import read_guidance_folder
+    from engine.guidance.folders import read_guidance_folders
     from engine.io.images import read_rgb_image
     from engine.io.video_writer import check_output_path
 
@@ -41,7 +41,7 @@ def run(args) -> int:
     if args.grid:
         check_output_path(args.grid, args.overwrite)
     source = read_rgb_image(args.source)
-    maps = read_guidance_folder(args.guidance)
+    maps = read_guidance_folders(args.guidance)
     if args.max_frames:
         maps = {k: v[: args.max_frames] for k, v in maps.items()}
     model, tiny = load_model(args)

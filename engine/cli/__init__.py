@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "engine.cli.demo",
     "engine.cli.animate",
     "engine.cli.track",
+    "engine.cli.render_guidance",
+    "engine.cli.convert_flame",
     "engine.cli.make_tiny_weights",
 ]
 

@@ -76,3 +76,11 @@ def render_guidance_maps(params: FlameParams, flame_model: FlameModel, albedo: n
         if progress is not None:
             progress(stop, n)
     return out
+
+
+# Public names the demo / animate commands use, importable from here in one place.
+from engine.flame.synthetic import synthetic_head  # noqa: E402
+from engine.guidance.demo_motion import demo_flame_params  # noqa: E402
+
+__all__ = ["render_guidance_maps", "build_raster_inputs", "default_albedo", "resolve_backend",
+           "synthetic_head", "demo_flame_params"]

@@ -153,32 +153,12 @@ class CudaGuidanceKernel:
 
     def render(self, inputs: RasterInputs, spec: KernelOutputSpec, stream: Any = None) -> KernelMaps:
         """Simple path: uploads `inputs`, renders, downloads the maps (synchronises `stream`)."""
-        d = self.driver
-        inputs = checked_raster_inputs(inputs)
-        _check(d, "cuCtxSetCurrent", d.cuCtxSetCurrent(self.context))
-        hstream = _stream(d, stream)
-        host_in = scene_arrays(inputs)
-        host_out = allocate_host_maps(spec, inputs.batch_size, inputs.height, inputs.width)
-        pixels = inputs.batch_size * inputs.height * inputs.width
-        buffers: dict[str, Any] = {}
+        batch = DeviceBatch.upload(self, inputs, spec, stream)
         try:
-            for name, arr in {**host_in, **host_out, "zbuf": None}.items():
-                nbytes = pixels * 8 if arr is None else arr.nbytes
-                buffers[name] = _check(d, f"allocating {name}", d.cuMemAlloc(max(nbytes, 1)))
-            for name, arr in host_in.items():
-                _check(d, f"upload {name}", d.cuMemcpyHtoDAsync(
-                    buffers[name], arr.ctypes.data, arr.nbytes, hstream))
-            scene = make_scene_struct({k: int(buffers[k]) for k in host_in}, **scene_dims(inputs))
-            targets = make_targets_struct({k: int(buffers[k]) for k in host_out}, spec)
-            self.launch(scene, targets, int(buffers["zbuf"]), hstream)
-            for name, arr in host_out.items():
-                _check(d, f"download {name}", d.cuMemcpyDtoHAsync(
-                    arr.ctypes.data, buffers[name], arr.nbytes, hstream))
-            _check(d, "stream synchronize", d.cuStreamSynchronize(hstream))
+            batch.run(stream)
+            return batch.download(stream)
         finally:
-            for ptr in buffers.values():
-                d.cuMemFree(ptr)
-        return KernelMaps(**host_out)
+            batch.free()
 
     def close(self) -> None:
         """Unloads the module and releases the primary context reference."""
@@ -186,6 +166,62 @@ class CudaGuidanceKernel:
             self.driver.cuModuleUnload(self.module)
             self.driver.cuDevicePrimaryCtxRelease(self.device)
             self.module = None
+
+
+@dataclass
+class DeviceBatch:
+    """Device copies of one RasterInputs batch with output and z-buffer buffers: upload once,
+    `run()` as often as needed (benchmarks), `download()` the maps, `free()`."""
+
+    kernel: CudaGuidanceKernel
+    scene: RasterSceneStruct
+    targets: GuidanceTargetsStruct
+    buffers: dict
+    host_out: dict
+
+    @classmethod
+    def upload(cls, kernel: CudaGuidanceKernel, inputs: RasterInputs, spec: KernelOutputSpec,
+               stream: Any = None) -> "DeviceBatch":
+        d = kernel.driver
+        inputs = checked_raster_inputs(inputs)
+        _check(d, "cuCtxSetCurrent", d.cuCtxSetCurrent(kernel.context))
+        hstream = _stream(d, stream)
+        host_in = scene_arrays(inputs)
+        host_out = allocate_host_maps(spec, inputs.batch_size, inputs.height, inputs.width)
+        sizes = {k: a.nbytes for k, a in {**host_in, **host_out}.items()}
+        sizes["zbuf"] = inputs.batch_size * inputs.height * inputs.width * 8
+        buffers: dict[str, Any] = {}
+        try:
+            for name, nbytes in sizes.items():
+                buffers[name] = _check(d, f"allocating {name}", d.cuMemAlloc(max(nbytes, 1)))
+            for name, arr in host_in.items():
+                _check(d, f"upload {name}", d.cuMemcpyHtoDAsync(
+                    buffers[name], arr.ctypes.data, arr.nbytes, hstream))
+            _check(d, "stream synchronize", d.cuStreamSynchronize(hstream))  # host_in may go
+        except BaseException:
+            for ptr in buffers.values():
+                d.cuMemFree(ptr)
+            raise
+        scene = make_scene_struct({k: int(buffers[k]) for k in host_in}, **scene_dims(inputs))
+        targets = make_targets_struct({k: int(buffers[k]) for k in host_out}, spec)
+        return cls(kernel, scene, targets, buffers, host_out)
+
+    def run(self, stream: Any = None) -> None:
+        self.kernel.launch(self.scene, self.targets, int(self.buffers["zbuf"]), stream)
+
+    def download(self, stream: Any = None) -> KernelMaps:
+        d = self.kernel.driver
+        hstream = _stream(d, stream)
+        for name, arr in self.host_out.items():
+            _check(d, f"download {name}", d.cuMemcpyDtoHAsync(
+                arr.ctypes.data, self.buffers[name], arr.nbytes, hstream))
+        _check(d, "stream synchronize", d.cuStreamSynchronize(hstream))
+        return KernelMaps(**{k: a.copy() for k, a in self.host_out.items()})
+
+    def free(self) -> None:
+        for ptr in self.buffers.values():
+            self.kernel.driver.cuMemFree(ptr)
+        self.buffers = {}
 
 
 def render_guidance_cuda(

@@ -8,6 +8,7 @@ that keep their state; a leaf `Ch` stores its array under 'x') and scipy sparse 
 """
 from __future__ import annotations
 
+import codecs
 import copyreg
 import pickle
 
@@ -89,6 +90,8 @@ class RestrictedFlameUnpickler(pickle.Unpickler):
         self._allowed = _numpy_globals()
         self._allowed[("copy_reg", "_reconstructor")] = copyreg._reconstructor
         self._allowed[("copyreg", "_reconstructor")] = copyreg._reconstructor
+        # python 3 writes bytes in protocols <= 2 as _codecs.encode(str, 'latin1'): harmless
+        self._allowed[("_codecs", "encode")] = codecs.encode
         self._allowed[("__builtin__", "object")] = object
         self._allowed[("builtins", "object")] = object
 

@@ -4,8 +4,8 @@ nvdiffrast-composed equivalent (when nvdiffrast and a CUDA torch are installed).
 
     python -m benchmarks.bench_guidance_render [--batches 1 8 32] [--methods ...]
 
-Scene: FLAME topology (head_template.obj from ../shared, 9976 faces) when readable, else the
-demo sphere scene of similar size. Writes benchmarks/results/guidance_render.{json,md}.
+Scene: the synthetic FLAME-format head with the demo motion (head_template.obj topology from
+../shared, 9976 faces, when present). Writes benchmarks/results/guidance_render.{json,md}.
 Targets (not asserted anywhere): CUDA kernel < 0.3 ms/frame at batch 32 on an H100-class GPU and
 >= 3x nvdiffrast; CPU reference < 1 s/frame.
 """
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, machine_info, time_call, write_results
-from engine.guidance.kernel_demo_scene import make_demo_scene, scene_from_mesh
+from engine.guidance.kernel_demo_scene import make_demo_scene
 from engine.guidance.raster_inputs import RasterInputs
 
 SIZE = 512
@@ -28,15 +28,17 @@ HEAD_TEMPLATE = pathlib.Path(__file__).resolve().parents[2] / "shared/assets/dec
 
 
 def make_scene(batch: int) -> tuple[RasterInputs, str]:
+    """The production path's inputs: synthetic FLAME-format head (head_template.obj topology
+    when ../shared has it) with the demo motion, through LBS and the DECA camera."""
     try:
-        from engine.flame.obj_mesh import read_obj
+        from engine.guidance.pipeline import build_raster_inputs, default_albedo, demo_flame_params, synthetic_head
 
-        mesh = read_obj(HEAD_TEMPLATE)
-        scene = scene_from_mesh(mesh.verts, mesh.faces, mesh.uv_faces, mesh.uvs, batch, SIZE, SIZE, seed=1)
-        return scene, f"head_template.obj ({len(mesh.faces)} faces)"
-    except (ImportError, OSError) as err:
+        head = synthetic_head(HEAD_TEMPLATE if HEAD_TEMPLATE.is_file() else None)
+        scene = build_raster_inputs(demo_flame_params(batch), head, default_albedo(head), 0, batch)
+        return scene, f"{head.name}, demo motion ({len(scene.faces)} faces, {scene.verts_ndc.shape[1]} verts)"
+    except ImportError as err:
         scene = make_demo_scene(batch, SIZE, SIZE, seed=1, n_lat=70, n_lon=72)
-        return scene, f"demo spheres ({len(scene.faces)} faces; head template unavailable: {err})"
+        return scene, f"demo spheres ({len(scene.faces)} faces; FLAME pipeline unavailable: {err})"
 
 
 # Each runner: (scene, repeats) -> seconds per call for the whole batch, or raises Unavailable.

@@ -244,3 +244,10 @@ def render_guidance_cuda(
     finally:
         if own:
             kernel.close()
+
+
+def cuda_kernel_backend(kernel: CudaGuidanceKernel | None = None):
+    """A `RasterInputs -> GuidanceMaps` renderer (pipeline backend interface) on the GPU."""
+    kernel = kernel or CudaGuidanceKernel.load()
+    spec = KernelOutputSpec.make(np.float32, quantize=False, with_validation=True)
+    return lambda inputs: kernel.render(inputs, spec).to_guidance_maps()

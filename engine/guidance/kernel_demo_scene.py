@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.guidance.mesh_attributes import vertex_depth, vertex_normals
 from engine.guidance.raster_inputs import RasterInputs
 
 
@@ -21,16 +22,6 @@ def uv_sphere(n_lat: int, n_lon: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     c, d = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
     faces = np.concatenate([np.stack([a, c, b], -1), np.stack([b, c, d], -1)])
     return verts, faces, uvs
-
-
-def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals, normalised with eps 1e-6 (spec §4.4)."""
-    tri = verts[faces]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    acc = np.zeros_like(verts)
-    for k in range(3):
-        np.add.at(acc, faces[:, k], cross)
-    return acc / np.maximum(np.linalg.norm(acc, axis=-1, keepdims=True), 1e-6)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -59,8 +50,8 @@ def scene_from_mesh(verts: np.ndarray, faces: np.ndarray, uv_faces: np.ndarray, 
         # negates the screen xy (§4.2) and shifts z to min 20 (§3.6).
         z_t = -world[:, 2]
         v_ndc.append(np.stack([-world[:, 0], world[:, 1], z_t - z_t.min() + 20.0], -1))
-        v_nrm.append(vertex_normals(world, faces))
-        v_dep.append((world[:, 2] - world[:, 2].min()) / (world[:, 2].max() - world[:, 2].min()))
+        v_nrm.append(vertex_normals(world[None], faces)[0])
+        v_dep.append(vertex_depth(z_t[None])[0])
         light = rng.normal(0.0, 0.25, size=(9, 3))
         light[0] += 2.5
         sh.append(light)

@@ -78,3 +78,11 @@ def render_guidance_host(
     """
     spec = KernelOutputSpec.make(out_dtype, quantize, depth_channels, with_validation)
     return (kernel or HostKernel.load()).render(inputs, spec)
+
+
+def host_kernel_backend(kernel: HostKernel | None = None):
+    """A `RasterInputs -> GuidanceMaps` renderer (the pipeline's backend interface,
+    pipeline.render_guidance_maps(..., backend=...)) running the kernel's host build."""
+    kernel = kernel or HostKernel.load()
+    spec = KernelOutputSpec.make(np.float32, quantize=False, with_validation=True)
+    return lambda inputs: kernel.render(inputs, spec).to_guidance_maps()

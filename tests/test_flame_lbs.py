@@ -106,3 +106,16 @@ def test_shape_and_exp_broadcast_and_validate(model):
         flame_lbs(model, np.zeros(100), np.zeros((2, 49)), np.zeros((2, 6)))
     out = flame_lbs(model, np.zeros(100), np.zeros(50), np.zeros((2, 6)))
     assert out.verts.shape == (2, model.num_verts, 3) and out.verts.dtype == np.float32
+
+
+def test_torch_lbs_matches_numpy(model):
+    torch = pytest.importorskip("torch")
+    from engine.flame.lbs_torch import FlameLbs
+
+    rng = np.random.default_rng(4)
+    shape, exp, pose = rng.normal(0, 1, 100), rng.normal(0, 1, (4, 50)), rng.normal(0, 0.3, (4, 6))
+    ref = flame_lbs(model, shape, exp, pose).verts
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float32))  # noqa: E731
+    with torch.no_grad():
+        got = FlameLbs(model)(t(shape)[None], t(exp), t(pose)).numpy()
+    assert np.abs(got - ref).max() < 2e-6

@@ -31,7 +31,8 @@ def make_scene(batch: int) -> tuple[RasterInputs, str]:
     """The production path's inputs: synthetic FLAME-format head (head_template.obj topology
     when ../shared has it) with the demo motion, through LBS and the DECA camera."""
     try:
-        from engine.guidance.pipeline import build_raster_inputs, default_albedo, demo_flame_params, synthetic_head
+        from engine.guidance.pipeline import (
+            build_raster_inputs, default_albedo, demo_flame_params, synthetic_head)
 
         head = synthetic_head(HEAD_TEMPLATE if HEAD_TEMPLATE.is_file() else None)
         scene = build_raster_inputs(demo_flame_params(batch), head, default_albedo(head), 0, batch)

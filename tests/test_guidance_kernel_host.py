@@ -131,7 +131,8 @@ def mini_reference(inputs: RasterInputs):
                            (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
             x, y = x0 + dx, y0 + dy
             ok = (x >= 0) & (x < tw) & (y >= 0) & (y < th)
-            albedo += np.where(ok[:, None], wt[:, None] * alb[:, np.clip(y, 0, th - 1), np.clip(x, 0, tw - 1)].T, 0)
+            texel = alb[:, np.clip(y, 0, th - 1), np.clip(x, 0, tw - 1)].T
+            albedo += np.where(ok[:, None], wt[:, None] * texel, 0)
         nx, ny, nz = n.T
         basis = np.stack([np.ones_like(nx), nx, ny, nz, nx * ny, nx * nz, ny * nz,
                           nx * nx - ny * ny, 3 * nz * nz - 1], -1) * SH_C

@@ -92,6 +92,12 @@ def _stream(driver, stream: Any):
     return driver.CUstream(int(stream))
 
 
+def _image_pointer(image: bytes) -> int:
+    """Host address of a module image's bytes (no copy): the caller keeps `image` referenced
+    while the driver call reads it."""
+    return ctypes.cast(ctypes.c_char_p(image), ctypes.c_void_p).value
+
+
 def _blocks(n: int) -> int:
     return max(1, (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK)
 
@@ -116,15 +122,18 @@ class CudaGuidanceKernel:
         module, origin = None, None
         prebuilt = find_prebuilt(fatbin_name(source_key())) if allow_prebuilt else None
         if prebuilt is not None:
-            status, loaded = driver.cuModuleLoadData(prebuilt.read_bytes())
+            fatbin = prebuilt.read_bytes()  # keep referenced: the driver reads it via its address
+            status, loaded = driver.cuModuleLoadData(_image_pointer(fatbin))
             if status == driver.CUresult.CUDA_SUCCESS:
                 module, origin = loaded, str(prebuilt)
         if module is None:  # no fatbin, or none with code for this GPU: compile for it
             try:
                 image = cached_guidance_kernel(arch)
             except KernelBuildError as err:
-                raise CudaUnavailableError(f"CUDA guidance kernel: cannot build it for {arch}: {err}") from None
-            module = _check(driver, f"loading the NVRTC {arch} cubin", driver.cuModuleLoadData(image))
+                raise CudaUnavailableError(
+                    f"CUDA guidance kernel: cannot build it for {arch}: {err}") from None
+            module = _check(driver, f"loading the NVRTC {arch} cubin",
+                            driver.cuModuleLoadData(_image_pointer(image)))
             origin = f"nvrtc {arch}"
         visibility = _check(driver, "kernel lookup", driver.cuModuleGetFunction(module, VISIBILITY_KERNEL))
         resolve = _check(driver, "kernel lookup", driver.cuModuleGetFunction(module, RESOLVE_KERNEL))

@@ -88,3 +88,8 @@ def _saved(tmp_path):
     path = tmp_path / "ok.npz"
     demo_flame_params(2).save(path)
     return path
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(InputError, match="unknown guidance backend 'vulkan'"):
+        render_guidance_maps(demo_flame_params(1), synthetic_head(), backend="vulkan")

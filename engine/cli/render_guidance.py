@@ -17,7 +17,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "render-guidance", help="render depth/normal/render guidance images from FLAME parameters",
         description="Render the three guidance maps of every frame (FLAME LBS, DECA camera, "
-        "pytorch3d-style rasterisation, 8-bit quantisation) on the CPU reference renderer.",
+        "pytorch3d-style rasterisation, 8-bit quantisation), by default on the CPU reference renderer.",
         epilog=PARAMS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--flame", required=True, metavar="PARAMS.npz", help="FLAME parameters file")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (gets depth/ normal/ render/)")
@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("png", "jpg"), default="png",
                    help="image format (default png; jpg = JPEG q75 like upstream's README flow)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per render batch (default 8)")
+    p.add_argument("--backend", choices=("reference", "host", "cuda"), default="reference",
+                   help="rasteriser: the CPU reference (default), the fused kernel's host build, "
+                   "or the CUDA kernel (needs an NVIDIA GPU)")
     p.add_argument("--overwrite", action="store_true", help="replace existing depth/normal/render folders")
     p.set_defaults(func=run)
 
@@ -53,7 +56,7 @@ def run(args) -> int:
         print(f"\rrendered {done}/{total} frames", end="\n" if done == total else "", file=sys.stderr)
 
     frames = render_guidance_maps(params, model, albedo=albedo, batch_size=args.batch_size,
-                                  progress=progress)
+                                  backend=args.backend, progress=progress)
     folders = write_guidance_folders(args.out, frames, args.format, overwrite=args.overwrite)
     print(f"wrote {params.num_frames} frames to {', '.join(str(f) for f in folders)}")
     return 0

@@ -43,15 +43,27 @@ def build_raster_inputs(params: FlameParams, flame_model: FlameModel, albedo: np
                                  params.light, IMAGE_SIZE, IMAGE_SIZE)
 
 
+BACKENDS = ("reference", "host", "cuda")  # CPU reference; the fused kernel's host build / GPU
+
+
 def resolve_backend(backend: Union[str, Renderer]) -> Renderer:
+    """A renderer by name (see BACKENDS), or any callable RasterInputs -> GuidanceMaps."""
     if callable(backend):
         return backend
     if backend == "reference":
         from engine.guidance.reference_renderer import render_reference
 
         return render_reference
-    raise InputError(f"unknown guidance backend '{backend}': expected 'reference' or a callable "
-                     "RasterInputs -> GuidanceMaps")
+    if backend == "host":
+        from engine.guidance.kernel_host import host_kernel_backend
+
+        return host_kernel_backend()
+    if backend == "cuda":
+        from engine.guidance.kernel_cuda import cuda_kernel_backend
+
+        return cuda_kernel_backend()
+    raise InputError(f"unknown guidance backend '{backend}': expected one of {BACKENDS} or a "
+                     "callable RasterInputs -> GuidanceMaps")
 
 
 def render_guidance_maps(params: FlameParams, flame_model: FlameModel, albedo: np.ndarray | None = None,

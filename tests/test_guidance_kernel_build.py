@@ -90,6 +90,24 @@ def test_cmake_builds_host_library_and_fatbin_named_by_source_key(tmp_path):
     assert fatbin.is_file() and fatbin.stat().st_size > 1000
 
 
+def test_cmake_without_nvcc_says_so_and_builds_the_host_library(tmp_path):
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake not on PATH")
+    _need_cxx()
+    build = tmp_path / "build"
+    root = kernel_sources.kernels_dir().parent
+    configure = subprocess.run(
+        ["cmake", "-S", str(root), "-B", str(build), f"-DMPRT_NVCC={tmp_path / 'no-nvcc'}"],
+        capture_output=True, text=True)
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    assert "nvcc not found: building only the host library" in configure.stdout
+    result = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    key = kernel_sources.source_key()
+    assert (build / "kernels" / kernel_sources.host_library_name(key)).is_file()
+    assert not (build / "kernels" / kernel_sources.fatbin_name(key)).exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # NVRTC (compiles without a GPU)
 

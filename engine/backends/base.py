@@ -1,0 +1,72 @@
+"""The small interface every inference backend implements (torch, ONNX Runtime, TensorRT).
+
+Latents and predictions cross it as float32 numpy arrays (the runtime's DDIM math is numpy, so a
+backend may be torch-free); identity and guidance features stay opaque handles owned by the backend
+(device memory), computed once per identity / once per frame. No torch import here.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+GUIDANCE_TYPES = ("depth", "normal", "render")  # summed in this order (networks.md (c))
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendInfo:
+    name: str               # "torch", "onnxruntime", "tensorrt"
+    device: str             # e.g. "cpu", "cuda:0", "CPUExecutionProvider"
+    precision: str          # "float32" / "float16"
+    latent_channels: int = 4
+    scale_factor: int = 8   # image pixels per latent pixel
+    max_frames: int = 32    # longest window the denoiser accepts
+
+
+class Backend(abc.ABC):
+    """One loaded model on one device. Handles returned here are only valid for this backend."""
+
+    info: BackendInfo
+
+    @abc.abstractmethod
+    def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]) -> Any:
+        """Portrait (H,W,3) uint8 -> identity handle (the reference self-attention K/V), once per identity."""
+
+    @abc.abstractmethod
+    def encode_guidance(self, maps_u8: dict[str, np.ndarray]) -> list[Any]:
+        """{depth, normal, render}: (F,H,W,3) uint8 at the output size -> F per-frame feature handles."""
+
+    @abc.abstractmethod
+    def denoise(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[Any], identity: Any,
+                use_reference: np.ndarray) -> np.ndarray:
+        """sample (B,4,F,h,w) float32; timesteps (B,F) int (one per frame); guidance: F handles; use_reference
+        (B,) bool (False = CFG's unconditional row, run without reference). Returns v (B,4,F,h,w) float32."""
+
+    @abc.abstractmethod
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """latents (F,4,h,w) float32 -> (F,H,W,3) uint8 (truncated like upstream's save_videos_grid)."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (so stage timings are real). CPU backends: nothing to do."""
+
+    def close(self) -> None:
+        """Release device resources."""
+
+
+def check_maps(maps_u8: dict[str, np.ndarray], scale_factor: int) -> int:
+    """Validate per-type (F,H,W,3) uint8 maps of one shape; returns F."""
+    from engine.errors import InputError
+    missing = [t for t in GUIDANCE_TYPES if t not in maps_u8]
+    if missing:
+        raise InputError(f"guidance maps: missing type(s) {missing}; expected {list(GUIDANCE_TYPES)}")
+    first = maps_u8[GUIDANCE_TYPES[0]].shape
+    for t in GUIDANCE_TYPES:
+        m = maps_u8[t]
+        if m.ndim != 4 or m.shape[3] != 3 or m.shape != first or m.dtype != np.uint8:
+            raise InputError(f"guidance maps: every type must be (F,H,W,3) uint8 of one shape; "
+                             f"got {t} {m.shape} {m.dtype}")
+    if first[1] % scale_factor or first[2] % scale_factor:
+        raise InputError(f"guidance maps: size {first[2]}x{first[1]} must be a multiple of {scale_factor}")
+    return first[0]

@@ -1,0 +1,54 @@
+"""Backend on the torch networks (CPU or CUDA, float32 or float16): engine.model.MagicPortraitModel."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from engine.backends.base import Backend, BackendInfo, GUIDANCE_TYPES, check_maps
+
+
+class TorchBackend(Backend):
+    def __init__(self, model):
+        self.model = model
+        self.info = BackendInfo(name="torch", device=str(model.device), precision=str(model.dtype).split(".")[-1],
+                                latent_channels=model.config.unet.in_channels,
+                                scale_factor=model.latent_scale_factor,
+                                max_frames=model.config.motion.max_frames)
+
+    @classmethod
+    def from_weights(cls, root, device: str = "cpu", dtype: torch.dtype = torch.float32) -> "TorchBackend":
+        from engine.model import MagicPortraitModel
+        return cls(MagicPortraitModel.from_weights(root, device=device, dtype=dtype))
+
+    @torch.no_grad()
+    def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]):
+        return self.model.reference_kv(self.model.encode_reference(image_rgb_u8, size))
+
+    @torch.no_grad()
+    def encode_guidance(self, maps_u8: dict[str, np.ndarray]) -> list[torch.Tensor]:
+        check_maps(maps_u8, self.info.scale_factor)
+        features = self.model.encode_guidance({t: maps_u8[t] for t in GUIDANCE_TYPES})  # (1,C0,F,h,w)
+        return list(features[0].unbind(1))  # F views of (C0,h,w)
+
+    @torch.no_grad()
+    def denoise(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[torch.Tensor], identity,
+                use_reference: np.ndarray) -> np.ndarray:
+        m = self.model
+        x = torch.from_numpy(np.ascontiguousarray(sample)).to(m.device, m.dtype)
+        t = torch.from_numpy(np.asarray(timesteps, np.int64)).to(m.device)
+        g = torch.stack(list(guidance), dim=1)[None]
+        keep = torch.from_numpy(np.asarray(use_reference, bool)).to(m.device)
+        v = m.denoising_unet(x, t, m.text_embedding, g, identity, keep)
+        return v.float().cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        m = self.model
+        x = torch.from_numpy(np.ascontiguousarray(latents)).to(m.device, m.dtype)
+        return m.decode(x.transpose(0, 1)[None])
+
+    def synchronize(self) -> None:
+        if self.model.device.type == "cuda":
+            torch.cuda.synchronize(self.model.device)

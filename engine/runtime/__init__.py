@@ -1,0 +1,1 @@
+"""Streaming runtime: guidance frames in, video frames out, continuously (see runner.py)."""

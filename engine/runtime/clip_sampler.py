@@ -1,0 +1,56 @@
+"""`clip` mode: upstream's offline loop (networks.md (d)) over a finished clip, through a backend.
+
+Every step runs every context window (wrap-around, engine.sampling.context), the [uncond ; cond]
+rows are averaged over overlapping windows *before* CFG, then one DDIM step. Without CFG we average
+too (upstream sums overlaps there — a bug engine.sampling.offline does not reproduce either).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.backends.base import Backend
+from engine.runtime.guided import combine_cfg, predict
+from engine.runtime.presets import StreamSettings
+from engine.runtime.schedule import NumpyDDIM
+from engine.sampling.context import context_windows
+
+
+class ClipSampler:
+    def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise):
+        self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
+        self.schedule = NumpyDDIM()
+        self.features: list[Any] = []
+
+    def in_flight(self) -> int:
+        return len(self.features)
+
+    def push(self, seq: int, feature: Any) -> list[tuple[int, np.ndarray]]:
+        if seq != len(self.features):
+            raise ValueError(f"clip mode needs every frame in order; got frame {seq} after {len(self.features)}")
+        self.features.append(feature)
+        return []  # nothing is final before the whole clip is denoised
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        if not self.features:
+            return []
+        s, frames = self.settings, len(self.features)
+        latents = np.stack([self.noise.frame(i) for i in range(frames)], axis=1)[None]  # (1,4,F,h,w)
+        windows = context_windows(frames, s.window, s.overlap)
+        timesteps = self.schedule.timesteps(s.steps)
+        for step_index, t in enumerate(timesteps):
+            cfg = s.uses_cfg(step_index)
+            acc = np.zeros((2 if cfg else 1, *latents.shape[1:]), np.float32)
+            count = np.zeros(frames, np.float32)
+            for idx in windows:
+                v = predict(self.backend, latents[:, :, idx], np.full(len(idx), t), [self.features[i] for i in idx],
+                            self.identity, cfg, s.guidance_scale, raw=True)
+                np.add.at(acc, (slice(None), slice(None), idx), v)  # idx may repeat a frame (wrap-around)
+                np.add.at(count, idx, 1.0)
+            v = acc / count.reshape(1, 1, -1, 1, 1)
+            if cfg:
+                v = combine_cfg(v, s.guidance_scale)
+            latents = self.schedule.step(v, t, latents, self.schedule.previous_timestep(t, s.steps))
+        self.features = []
+        return [(i, latents[0, :, i]) for i in range(frames)]

@@ -1,0 +1,173 @@
+"""The streaming runtime: source -> guidance features (once per frame) -> sampler -> VAE decode (once
+per finished frame) -> sinks, with the identity's reference K/V computed once and cached.
+
+    runtime = StreamRuntime(backend, preset_settings("realtime"), size=512)
+    runtime.set_identity(portrait_rgb_u8)
+    report = runtime.run(source, [VideoSink("out.mp4", 24)], status=StatusLine())
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from typing import Any, Iterable
+
+import numpy as np
+
+from engine.backends.base import GUIDANCE_TYPES, Backend
+from engine.errors import InputError, MprtError
+from engine.runtime.clip_sampler import ClipSampler
+from engine.runtime.latest import LatestOnly
+from engine.runtime.noise import ClipNoise, FrameNoise, clip_noise_like_offline
+from engine.runtime.presets import StreamSettings
+from engine.runtime.sinks import FrameSink
+from engine.runtime.sources import FrameSource, GuidanceFrame
+from engine.runtime.stats import RuntimeStats, StatusLine
+from engine.runtime.stream_batch import StreamBatchSampler
+from engine.runtime.window_sampler import WindowSampler
+
+SAMPLERS = {"clip": ClipSampler, "windowed": WindowSampler, "stream_batch": StreamBatchSampler}
+
+
+class _TimedBackend:
+    """The backend with its calls timed per stage (after a device synchronize)."""
+
+    def __init__(self, backend: Backend, stats: RuntimeStats):
+        self._b, self._stats = backend, stats
+
+    def denoise(self, *args):
+        with self._stats.stage("unet", self._b.synchronize):
+            return self._b.denoise(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._b, name)
+
+
+class StreamRuntime:
+    def __init__(self, backend: Backend, settings: StreamSettings, size: int, seed: int = 42):
+        self.backend, self.settings, self.size, self.seed = backend, settings.validate(), size, seed
+        if size % backend.info.scale_factor:
+            raise InputError(f"--size: {size} must be a multiple of {backend.info.scale_factor}")
+        self._identities: dict[str, Any] = {}  # sha1(image) + size -> reference K/V
+        self.identity = None
+
+    def set_identity(self, image_rgb_u8: np.ndarray) -> bool:
+        """Reference features + K/V for this portrait, computed once per identity. True if cached."""
+        key = hashlib.sha1(np.ascontiguousarray(image_rgb_u8).tobytes()).hexdigest() + f"-{image_rgb_u8.shape}-{self.size}"
+        cached = key in self._identities
+        if not cached:
+            self._identities[key] = self.backend.encode_reference(image_rgb_u8, (self.size, self.size))
+        self.identity = self._identities[key]
+        return cached
+
+    def noise_for(self, source: FrameSource):
+        """A finite clip gets the offline path's noise tensor (same frames -> same result as
+        `animate_offline`); an endless one per-frame noise from (seed, frame)."""
+        info = self.backend.info
+        try:
+            frames = len(source)
+        except TypeError:
+            frames = None
+        if frames is not None:
+            try:
+                return clip_noise_like_offline(frames, self.size, info.latent_channels, info.scale_factor, self.seed)
+            except ImportError:  # torch-free deployment: still deterministic, not offline-identical
+                pass
+        h = self.size // info.scale_factor
+        return FrameNoise(self.seed, (info.latent_channels, h, h))
+
+    def run(self, source: FrameSource, sinks: Iterable[FrameSink], status: StatusLine | None = None,
+            noise: ClipNoise | FrameNoise | None = None) -> dict:
+        if self.identity is None:
+            raise InputError("no identity: call set_identity(portrait) before run()")
+        if source.live and not self.settings.is_causal:
+            raise InputError(f"mode '{self.settings.mode}' (preset quality) needs the whole clip; a live source "
+                             "needs a streaming preset: --preset balanced or realtime")
+        sinks = list(sinks)
+        stats = RuntimeStats()
+        backend = _TimedBackend(self.backend, stats)
+        sampler = SAMPLERS[self.settings.mode](backend, self.identity, self.settings, noise or self.noise_for(source))
+        frames = LatestOnly(source.frames()) if source.live else source.frames()
+        batch = 1 if source.live else {"clip": 8, "windowed": self.settings.stride,
+                                       "stream_batch": self.settings.frames_per_stage}[self.settings.mode]
+        run = _Run(self, backend, sampler, sinks, stats, status)
+        error = None
+        try:
+            pending: list[GuidanceFrame] = []
+            iterator = iter(frames)
+            while True:
+                try:
+                    with stats.stage("source"):
+                        frame = next(iterator)
+                except StopIteration:
+                    break
+                except MprtError as err:  # the source failed mid-stream: end the output cleanly
+                    error = f"source stopped after {stats.frames_in} frames: {err}"
+                    break
+                stats.frames_in += 1
+                pending.append(frame)
+                if len(pending) >= batch:
+                    run.admit(pending)
+                    pending = []
+                stats.dropped = getattr(frames, "dropped", 0)
+            run.admit(pending)
+            run.emit(sampler.finish())
+        except KeyboardInterrupt:
+            for sink in sinks:
+                sink.close(interrupted=True)
+            raise
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        finally:
+            if isinstance(frames, LatestOnly):
+                frames.close()
+            source.close()
+        for sink in sinks:
+            sink.close(interrupted=error is not None)
+        if status:
+            status.update(stats.status_line(0), final=True)
+        if error:
+            print(f"mprt: {error}; the output holds the {stats.frames_out} frames made so far", file=sys.stderr)
+        return stats.report(backend=vars(self.backend.info), settings=vars(self.settings), size=self.size,
+                            source=source.describe(), source_error=error,
+                            camera_dropped_frames=getattr(source, "camera_dropped", None))
+
+
+class _Run:
+    """State of one run: arrival times by sequence number, and the encode/decode/write stages."""
+
+    def __init__(self, rt: StreamRuntime, backend, sampler, sinks, stats: RuntimeStats, status):
+        self.rt, self.backend, self.sampler, self.sinks, self.stats, self.status = rt, backend, sampler, sinks, stats, status
+        self.seq = 0
+        self.arrived: dict[int, tuple[int, float]] = {}  # seq -> (source index, arrival time)
+
+    def admit(self, frames: list[GuidanceFrame]) -> None:
+        if not frames:
+            return
+        from engine.io.images import resize_frames
+        size = (self.rt.size, self.rt.size)
+        with self.stats.stage("guidance_encode", self.backend.synchronize):
+            maps = {t: resize_frames(np.stack([f.maps[t] for f in frames]), size) for t in GUIDANCE_TYPES}
+            features = self.backend.encode_guidance(maps)
+        for frame, feature in zip(frames, features):
+            self.arrived[self.seq] = (frame.index, frame.arrived)
+            finished = self.sampler.push(self.seq, feature)
+            self.seq += 1
+            self.stats.queue_depths.append(self.sampler.in_flight())
+            self.emit(finished)
+
+    def emit(self, finished: list[tuple[int, np.ndarray]]) -> None:
+        if not finished:
+            return
+        with self.stats.stage("decode", self.backend.synchronize):
+            images = self.backend.decode(np.stack([x for _, x in finished]))
+        with self.stats.stage("write"):
+            for (seq, _), image in zip(finished, images):
+                index, arrived = self.arrived.pop(seq)
+                for sink in self.sinks:
+                    sink.write(index, image)
+                self.stats.output(arrived)
+        if self.status:
+            self.status.update(self.stats.status_line(self.sampler.in_flight()))

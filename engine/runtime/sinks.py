@@ -1,0 +1,118 @@
+"""Where output frames go: an MP4 (atomic; Ctrl-C keeps a valid video), a folder of PNG frames
+(filled under a temporary name, moved into place at the end), a preview window when a display exists."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import sys
+
+import numpy as np
+
+from engine.errors import InputError
+
+
+class FrameSink:
+    def write(self, index: int, frame: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self, interrupted: bool = False) -> None:
+        """Finish the output. interrupted: keep what was written (Ctrl-C / source failure)."""
+
+    def abort(self) -> None:
+        """Leave nothing behind (an error the output cannot survive)."""
+        self.close()
+
+
+class VideoSink(FrameSink):
+    def __init__(self, path, fps: float, overwrite: bool = False):
+        from engine.io.video_writer import VideoWriter
+        self.writer = VideoWriter(path, fps, overwrite=overwrite)
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+
+    def close(self, interrupted: bool = False) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
+class FolderSink(FrameSink):
+    """<dir>/frame_000000.png ...; the folder appears whole (os.replace of a sibling temp folder)."""
+
+    def __init__(self, path, overwrite: bool = False):
+        self.path = pathlib.Path(path)
+        if self.path.exists() and not overwrite:
+            raise InputError(f"{self.path}: already exists (pass --overwrite to replace it)")
+        if not self.path.parent.exists():
+            raise InputError(f"{self.path.parent}: output folder does not exist")
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        self.count = 0
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        from PIL import Image
+        Image.fromarray(frame).save(self.tmp / f"frame_{self.count:06d}.png")
+        self.count += 1
+
+    def close(self, interrupted: bool = False) -> None:
+        if not self.tmp.exists():
+            return
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def display_available() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class PreviewSink(FrameSink):
+    """cv2.imshow, else a Tk window; `open_preview` returns None (with the reason) when neither can show."""
+
+    def __init__(self, show, shutdown):
+        self._show, self._shutdown = show, shutdown
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        self._show(frame)
+
+    def close(self, interrupted: bool = False) -> None:
+        self._shutdown()
+
+
+def open_preview(title: str = "mprt") -> tuple[PreviewSink | None, str]:
+    if not display_available():
+        return None, "no display (DISPLAY / WAYLAND_DISPLAY unset): preview skipped"
+    try:
+        import cv2
+
+        def show(frame):
+            cv2.imshow(title, frame[:, :, ::-1])
+            cv2.waitKey(1)
+        return PreviewSink(show, cv2.destroyAllWindows), "preview: OpenCV window"
+    except ImportError:
+        pass
+    try:
+        import tkinter
+
+        from PIL import ImageTk, Image
+        root = tkinter.Tk()
+        root.title(title)
+        label = tkinter.Label(root)
+        label.pack()
+
+        def show(frame):
+            label.image = ImageTk.PhotoImage(Image.fromarray(frame))
+            label.configure(image=label.image)
+            root.update()
+        return PreviewSink(show, root.destroy), "preview: Tk window"
+    except Exception as err:  # no tkinter / cannot connect to the display
+        return None, f"preview unavailable ({err}): skipped"

@@ -1,0 +1,97 @@
+"""Where guidance frames come from. A FrameSource yields one GuidanceFrame per output frame.
+
+`live` sources are paced by the outside world (webcam, a video played in real time): the runtime
+reads them on a thread and keeps only the newest frame when it falls behind. File sources are
+read as fast as the runtime consumes them and nothing is dropped.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from typing import Iterator
+
+import numpy as np
+
+from engine.backends.base import GUIDANCE_TYPES
+
+
+@dataclasses.dataclass
+class GuidanceFrame:
+    index: int                   # position in the source
+    maps: dict[str, np.ndarray]  # {depth, normal, render}: (H,W,3) uint8
+    arrived: float = dataclasses.field(default_factory=time.perf_counter)  # for end-to-end latency
+
+
+class FrameSource(abc.ABC):
+    live: bool = False
+    fps: float | None = None
+
+    def __len__(self) -> int:
+        """Frame count; raise TypeError if unknown (endless/live)."""
+        raise TypeError(f"{type(self).__name__} has no known length")
+
+    @abc.abstractmethod
+    def frames(self) -> Iterator[GuidanceFrame]:
+        """Frames in order; ends when the source ends. May raise MprtError mid-stream."""
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class MapsSource(FrameSource):
+    """In-memory maps {type: (F,H,W,3) uint8}, e.g. a guidance folder read whole."""
+
+    def __init__(self, maps: dict[str, np.ndarray], name: str = "guidance maps", fps: float | None = None):
+        self.maps, self.name, self.fps = maps, name, fps
+
+    def __len__(self) -> int:
+        return len(self.maps[GUIDANCE_TYPES[0]])
+
+    def frames(self) -> Iterator[GuidanceFrame]:
+        for i in range(len(self)):
+            yield GuidanceFrame(i, {t: self.maps[t][i] for t in GUIDANCE_TYPES})
+
+    def describe(self) -> str:
+        return f"{self.name} ({len(self)} frames)"
+
+
+def guidance_folder_source(folder, max_frames: int | None = None) -> MapsSource:
+    """Upstream's layout <dir>/{depth,normal,render}/<frames> (engine.guidance.folders)."""
+    from engine.guidance.folders import read_guidance_folder
+    maps = read_guidance_folder(folder)
+    if max_frames:
+        maps = {k: v[:max_frames] for k, v in maps.items()}
+    return MapsSource(maps, f"guidance folder {folder}")
+
+
+class FlameParamsSource(FrameSource):
+    """FLAME parameters rendered to guidance maps chunk by chunk as the runtime asks for frames."""
+
+    def __init__(self, params, flame_model, chunk: int = 8, max_frames: int | None = None, name: str = "FLAME params"):
+        params.validate(name)
+        self.params, self.flame_model, self.chunk, self.name = params, flame_model, chunk, name
+        self.count = min(params.num_frames, max_frames or params.num_frames)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def frames(self) -> Iterator[GuidanceFrame]:
+        from engine.guidance.pipeline import render_guidance_maps
+        for start in range(0, self.count, self.chunk):
+            stop = min(start + self.chunk, self.count)
+            maps = render_guidance_maps(slice_params(self.params, start, stop), self.flame_model)
+            for j in range(stop - start):
+                yield GuidanceFrame(start + j, {t: maps[t][j] for t in GUIDANCE_TYPES})
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.count} frames, head model '{self.flame_model.name}')"
+
+
+def slice_params(params, start: int, stop: int):
+    """The per-frame arrays of frames [start, stop); per-source constants unchanged."""
+    valid = None if params.valid is None else params.valid[start:stop]
+    return dataclasses.replace(params, exp=params.exp[start:stop], pose=params.pose[start:stop], valid=valid)

@@ -7,7 +7,7 @@ a default SH light are optional extras: the real pkl has none of them (they come
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,7 +40,6 @@ class FlameModel:
     topology: RenderTopology | None = None
     albedo: np.ndarray | None = None  # (3, 256, 256) float32 RGB
     default_light: np.ndarray | None = None  # (9, 3) float32
-    extras: dict = field(default_factory=dict)
 
     @property
     def num_verts(self) -> int:

@@ -68,8 +68,6 @@ class CsrStub(SparseStub):
 
 
 def _numpy_globals() -> dict:
-    from numpy.lib import format as _unused  # noqa: F401  (ensures numpy fully imported)
-
     core = getattr(np, "_core", None) or np.core
     names = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):

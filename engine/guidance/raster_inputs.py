@@ -16,7 +16,8 @@ class RasterInputs:
     """One batch of B frames of one mesh topology, float32 numpy.
 
     verts_ndc:    (B, V, 3) pytorch3d-space coords: x = -X_s, y = -Y_s (§4.2 negated screen NDC),
-                  z = z_t - min(z_t) + 20 per frame (§3.6). Smaller z = nearer.
+                  z = (z_t - min(z_t) + 10) + 10 per frame, in float32 as upstream's
+                  two in-place +10s (§3.6). Smaller z = nearer.
     vert_normals: (B, V, 3) world-space area-weighted, normalised vertex normals (§4.4).
     vert_depth:   (B, V) per-vertex depth value in [0, 1], nearest = 1 (§4.3).
     faces:        (T, 3) int32 vertex indices (head_template.obj order).

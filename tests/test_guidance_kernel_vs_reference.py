@@ -1,5 +1,6 @@
-"""The guidance kernel's math, run through its CPU host build (same __host__ __device__ code as the
-CUDA kernel), against the CPU reference renderer and an independent float64 mini-reference.
+"""The guidance kernel against the CPU reference renderer and an independent float64
+mini-reference: through its CPU host build (the same __host__ __device__ code as the CUDA kernel;
+what CI runs) and, where a GPU exists, the CUDA kernel itself.
 
 Tolerance (spec guidance_maps.md §7): <= 1 LSB after the 8-bit quantiser on every pixel that is
 not an edge pixel (its 3x3 neighbourhood holds more than one face id, background counting as one);
@@ -183,7 +184,8 @@ def test_host_build_on_flame_head_template(kernel, shared_dir):
 def test_host_build_on_synthetic_flame_head_with_demo_motion(kernel, shared_dir):
     """The production path's inputs (pipeline.build_raster_inputs: synthetic FLAME-format head,
     LBS, DECA camera) at 512x512, 2 frames of the demo motion, against the reference."""
-    from engine.guidance.pipeline import build_raster_inputs, default_albedo, demo_flame_params, synthetic_head
+    from engine.guidance.pipeline import (
+        build_raster_inputs, default_albedo, demo_flame_params, synthetic_head)
 
     obj = shared_dir / "assets" / "deca" / "head_template.obj"
     head = synthetic_head(obj if obj.is_file() else None)
@@ -194,6 +196,29 @@ def test_host_build_on_synthetic_flame_head_with_demo_motion(kernel, shared_dir)
     stats = assert_maps_close(maps, depth, normal, render, p2f, "synthetic FLAME head")
     print("host build on the synthetic FLAME head (512x512):", stats)
     assert (p2f >= 0).mean() > 0.1
+
+
+def test_cuda_kernel_matches_reference_on_synthetic_flame_head(shared_dir):
+    """GPU path, same tolerance as the host build (skips without a GPU)."""
+    from engine.guidance.kernel_cuda import CudaGuidanceKernel
+    from engine.guidance.kernel_errors import CudaUnavailableError
+    from engine.guidance.pipeline import (
+        build_raster_inputs, default_albedo, demo_flame_params, synthetic_head)
+
+    try:
+        gpu = CudaGuidanceKernel.load()
+    except CudaUnavailableError as err:
+        pytest.skip(f"no usable GPU for the CUDA kernel: {err}")
+    obj = shared_dir / "assets" / "deca" / "head_template.obj"
+    head = synthetic_head(obj if obj.is_file() else None)
+    scene = build_raster_inputs(demo_flame_params(12), head, default_albedo(head), 0, 4)
+    try:
+        maps = gpu.render(scene, _raw_spec())
+    finally:
+        gpu.close()
+    depth, normal, render, p2f = _reference_or_mini(scene)
+    stats = assert_maps_close(maps, depth, normal, render, p2f, "CUDA kernel")
+    print(f"CUDA kernel ({gpu.origin}) vs reference:", stats)
 
 
 def test_quantized_output_is_encoder_layout(kernel, demo_scene):

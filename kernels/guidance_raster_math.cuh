@@ -71,16 +71,6 @@ MPRT_HD u32 float_bits(float x) {
 #endif
 }
 
-MPRT_HD float bits_float(u32 u) {
-#if defined(__CUDA_ARCH__)
-    return __uint_as_float(u);
-#else
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-#endif
-}
-
 // float32 -> binary16 bits, round to nearest even (the same integer code on host and GPU, so a
 // float16 map is bit-identical across builds).
 MPRT_HD unsigned short float_to_half_bits(float f) {

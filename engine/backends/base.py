@@ -70,3 +70,25 @@ def check_maps(maps_u8: dict[str, np.ndarray], scale_factor: int) -> int:
     if first[1] % scale_factor or first[2] % scale_factor:
         raise InputError(f"guidance maps: size {first[2]}x{first[1]} must be a multiple of {scale_factor}")
     return first[0]
+
+
+# -- numpy pre/post-processing shared by the graph backends (ONNX Runtime, TensorRT) ---------------
+def reference_image(image_rgb_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Upstream's VaeImageProcessor: Lanczos resize to (W,H), [0,255] -> [-1,1]; -> (1,3,H,W) float32."""
+    from PIL import Image
+
+    from engine.errors import InputError
+    if image_rgb_u8.ndim != 3 or image_rgb_u8.shape[2] != 3 or image_rgb_u8.dtype != np.uint8:
+        raise InputError(f"reference image: expected (H,W,3) uint8 RGB, got {image_rgb_u8.shape} {image_rgb_u8.dtype}")
+    img = np.asarray(Image.fromarray(image_rgb_u8).resize(size, Image.LANCZOS), dtype=np.float32)
+    return (img / 255.0 * 2 - 1).transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def maps_to_float(maps_u8: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
+    """(F,H,W,3) uint8 -> (F,3,H,W) in [0,1], the guidance encoder's input."""
+    return {t: (maps_u8[t].transpose(0, 3, 1, 2).astype(np.float32) / 255.0).astype(dtype) for t in GUIDANCE_TYPES}
+
+
+def image_to_u8(image: np.ndarray) -> np.ndarray:
+    """VAE decoder output (F,3,H,W) in [0,1] -> (F,H,W,3) uint8, truncating like upstream."""
+    return (np.clip(image.astype(np.float32), 0, 1).transpose(0, 2, 3, 1) * 255).astype(np.uint8)

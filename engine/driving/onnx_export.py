@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ from engine.driving.deca_encoder import DECA_LAYOUT, DecaCoarseEncoder
 from engine.driving.smirk_encoder import SmirkExpressionEncoder, smirk_exp_and_jaw
 from engine.errors import InputError
 
-ONNX_OPSET = 17
+ONNX_OPSET = 18  # as export/onnx_export.py
 
 
 class SmirkExpJaw(nn.Module):
@@ -73,7 +74,8 @@ def export_encoder_onnx(spec: EncoderGraphSpec, module: nn.Module, path: str | o
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on Python ints from shapes (fixed 224 crops)
             torch.onnx.export(
                 wrapped, (spec.sample_input(),), tmp, input_names=list(spec.input_names),
                 output_names=list(spec.output_names), dynamic_axes=spec.dynamic_axes,

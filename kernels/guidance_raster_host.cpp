@@ -38,24 +38,27 @@ void mprt_guidance_float_to_half(const float* in, unsigned short* out, long long
     for (long long i = 0; i < n; ++i) out[i] = mprt::float_to_half_bits(in[i]);
 }
 
-// Renders all frames of `scene` into `targets`. Returns 0, or 1 when the z-buffer can't be allocated.
-int mprt_guidance_render_host(const mprt::RasterScene* scene, const mprt::GuidanceTargets* targets) {
+// Visibility pass over caller-owned z-buffer (B*H*W u64, pre-filled with MPRT_ZBUF_EMPTY): the
+// host twin of the mprt_guidance_visibility kernel.
+int mprt_guidance_visibility_host(const mprt::RasterScene* scene, mprt::u64* zbuf) {
     const mprt::RasterScene& s = *scene;
     const long long hw = (long long)s.height * s.width;
-    const long long pixels = (long long)s.batch * hw;
     const long long tris = (long long)s.batch * s.num_faces;
-    std::vector<mprt::u64> zbuf;
-    try {
-        zbuf.assign((size_t)pixels, MPRT_ZBUF_EMPTY);
-    } catch (const std::bad_alloc&) {
-        return 1;
-    }
 #pragma omp parallel for schedule(dynamic, 256)
     for (long long i = 0; i < tris; ++i) {
         const int b = (int)(i / s.num_faces);
-        HostZMin zmin{zbuf.data() + b * hw};
+        HostZMin zmin{zbuf + b * hw};
         mprt::rasterize_triangle(s, b, (int)(i - (long long)b * s.num_faces), zmin);
     }
+    return 0;
+}
+
+// Resolve pass: the host twin of the mprt_guidance_resolve kernel.
+int mprt_guidance_resolve_host(const mprt::RasterScene* scene, const mprt::GuidanceTargets* targets,
+                               const mprt::u64* zbuf) {
+    const mprt::RasterScene& s = *scene;
+    const long long hw = (long long)s.height * s.width;
+    const long long pixels = (long long)s.batch * hw;
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < pixels; ++i) {
         const int b = (int)(i / hw);
@@ -63,6 +66,19 @@ int mprt_guidance_render_host(const mprt::RasterScene* scene, const mprt::Guidan
         mprt::resolve_pixel(s, *targets, b, (int)(pix / s.width), (int)(pix % s.width), zbuf[i]);
     }
     return 0;
+}
+
+// Renders all frames of `scene` into `targets`. Returns 0, or 1 when the z-buffer can't be allocated.
+int mprt_guidance_render_host(const mprt::RasterScene* scene, const mprt::GuidanceTargets* targets) {
+    const long long pixels = (long long)scene->batch * scene->height * scene->width;
+    std::vector<mprt::u64> zbuf;
+    try {
+        zbuf.assign((size_t)pixels, MPRT_ZBUF_EMPTY);
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+    mprt_guidance_visibility_host(scene, zbuf.data());
+    return mprt_guidance_resolve_host(scene, targets, zbuf.data());
 }
 
 }  // extern "C"

@@ -333,3 +333,36 @@ def find_spec(specs: Sequence[GraphSpec], name: str, precision: str) -> GraphSpe
             return s
     have = sorted({f"{s.name}/{s.precision}" for s in specs})
     raise InputError(f"no graph {name}/{precision} in this export; it has {have}")
+
+
+EXPORT_MANIFEST = "export.json"  # written by `mprt export` beside the graphs
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedGraphs:
+    """An export directory as `mprt export` left it: the plan, every graph's spec and file facts."""
+
+    directory: str
+    plan: ExportPlan
+    specs: tuple[GraphSpec, ...]
+    reports: Mapping[str, Mapping[str, Any]]  # file name -> {"sha256", "bytes", "nodes", "parity", ...}
+
+    def path(self, spec: GraphSpec) -> str:
+        return f"{self.directory}/{spec.file_name}"
+
+
+def read_export_manifest(directory: str) -> ExportedGraphs:
+    """Read `<directory>/export.json`. Raises InputError naming what is missing or malformed."""
+    import json
+    import pathlib
+    path = pathlib.Path(directory) / EXPORT_MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: not found; expected an `mprt export` output directory")
+    try:
+        data = json.loads(path.read_text())
+        plan = ExportPlan.from_json(data["plan"])
+        specs = tuple(GraphSpec.from_json(g) for g in data["graphs"])
+        reports = {r["file"]: r for r in data["reports"]}
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: not a valid export manifest ({type(err).__name__}: {err})") from None
+    return ExportedGraphs(str(directory), plan, specs, reports)

@@ -1,0 +1,225 @@
+"""Backend on TensorRT engines (`mprt build`), with cuda-python device buffers, one CUDA stream and
+optional CUDA graphs. Imports no torch (tests/test_backends_trt.py checks it with torch blocked).
+
+Every graph input/output gets one device buffer sized for its largest shape, so tensor addresses
+never change and a CUDA graph captured for one (batch, frames) shape can be replayed. Per-frame
+guidance features live in a device ring of `feature_slots` frames (a handle is its slot); the
+identity's reference K/V are copied once into their own buffers.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from engine.backends.base import Backend, BackendInfo, check_maps, image_to_u8, maps_to_float, reference_image
+from engine.errors import CheckpointError, InputError
+from engine.graph_specs import GraphSpec
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise InputError("--backend tensorrt needs cuda-python: pip install cuda-python") from None
+    return cudart
+
+
+def _ok(result):
+    """cuda-python calls return (err, *values); raise on error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {err}")
+    return values[0] if len(values) == 1 else (values or None)
+
+
+class _Buffer:
+    def __init__(self, cudart, nbytes: int):
+        self.cudart, self.nbytes = cudart, max(int(nbytes), 1)
+        self.ptr = _ok(cudart.cudaMalloc(self.nbytes))
+
+    def free(self) -> None:
+        if self.ptr:
+            self.cudart.cudaFree(self.ptr)
+            self.ptr = 0
+
+
+class _Engine:
+    """One deserialized engine + execution context + its fixed-address I/O buffers."""
+
+    def __init__(self, trt, runtime, cudart, spec: GraphSpec, path: pathlib.Path):
+        data = pathlib.Path(path).read_bytes()
+        self.engine = runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            raise CheckpointError(f"{path}: TensorRT could not deserialize this engine (built with another "
+                                  "TensorRT version or GPU?)")
+        self.context = self.engine.create_execution_context()
+        self.spec, self.cudart = spec, cudart
+        big = spec.axis_points("max")
+        self.buffers: dict[str, _Buffer] = {}
+        for t in spec.inputs + spec.outputs:
+            nbytes = int(np.prod(t.resolve(big))) * np.dtype(t.dtype).itemsize
+            self.buffers[t.name] = _Buffer(cudart, nbytes)
+            self.context.set_tensor_address(t.name, self.buffers[t.name].ptr)
+        self.graphs: dict[tuple, object] = {}  # axis values -> instantiated CUDA graph
+
+    def set_shapes(self, axes: Mapping[str, int]) -> None:
+        for t in self.spec.inputs:
+            self.context.set_input_shape(t.name, t.resolve(axes))
+
+    def launch(self, stream, axes: Mapping[str, int], use_graph: bool) -> None:
+        self.set_shapes(axes)
+        if not use_graph:
+            if not self.context.execute_async_v3(stream):
+                raise RuntimeError(f"TensorRT: {self.spec.name} failed to run")
+            return
+        key = tuple(sorted(axes.items()))
+        if key not in self.graphs:
+            cu = self.cudart
+            self.context.execute_async_v3(stream)  # one plain run first (TensorRT's advice before capture)
+            _ok(cu.cudaStreamBeginCapture(stream, cu.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+            self.context.execute_async_v3(stream)
+            graph = _ok(cu.cudaStreamEndCapture(stream))
+            self.graphs[key] = _ok(cu.cudaGraphInstantiate(graph, 0))
+        _ok(self.cudart.cudaGraphLaunch(self.graphs[key], stream))
+
+    def free(self) -> None:
+        for b in self.buffers.values():
+            b.free()
+
+
+class TrtBackend(Backend):
+    def __init__(self, engines: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
+                 cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0):
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise InputError("--backend tensorrt needs the tensorrt package (pip install tensorrt)") from None
+        self.cu = cu = _cudart()
+        _ok(cu.cudaSetDevice(device))
+        self.stream = _ok(cu.cudaStreamCreate())
+        self.cuda_graphs = cuda_graphs
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        ref = "reference_kv" if "reference_kv" in engines else "reference_unet"
+        missing = [n for n in ("guidance_encoder", ref, "denoising_unet", "vae_encoder", "vae_decoder")
+                   if n not in engines]
+        if missing:
+            raise CheckpointError(f"TensorRT engines: missing {missing}")
+        self.ref_graph = ref
+        self.engines = {n: _Engine(trt, runtime, cu, spec, path) for n, (spec, path) in engines.items()}
+        unet = self.engines["denoising_unet"].spec
+        self.dtype = np.dtype(unet.inputs[0].dtype)
+        self._upload("denoising_unet", "text_embedding", np.asarray(text_embedding, self.dtype))
+        self._upload(ref, "text_embedding", np.asarray(text_embedding, self.dtype))
+        guidance = self.engines["guidance_encoder"].spec.outputs[0]  # (frames, C0, h, w)
+        self.frame_bytes = int(np.prod(guidance.shape[1:])) * self.dtype.itemsize
+        self.slots = _Buffer(cu, self.frame_bytes * feature_slots)
+        self.slot_count, self.next_slot = feature_slots, 0
+        sample = unet.inputs[0].shape
+        image = self.engines["vae_decoder"].spec.outputs[0].shape
+        self.image_hw = (image[2], image[3])
+        self.info = BackendInfo(name="tensorrt", device=f"cuda:{device}", precision=unet.precision.replace("fp", "float"),
+                                latent_channels=sample[1], scale_factor=image[2] // sample[3],
+                                max_frames=unet.axes["frames"].max)
+
+    # -- copies ------------------------------------------------------------------------------------
+    def _upload(self, graph: str, name: str, array: np.ndarray) -> None:
+        a = np.ascontiguousarray(array)
+        buf = self.engines[graph].buffers[name]
+        if a.nbytes > buf.nbytes:
+            raise InputError(f"{graph}: input {name} of {a.shape} exceeds the engine's largest shape")
+        _ok(self.cu.cudaMemcpyAsync(buf.ptr, a.ctypes.data, a.nbytes,
+                                    self.cu.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+        _ok(self.cu.cudaStreamSynchronize(self.stream))  # `a` may be freed once we return
+
+    def _download(self, graph: str, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        dtype = np.dtype([t for t in self.engines[graph].spec.outputs if t.name == name][0].dtype)
+        out = np.empty(shape, dtype)
+        _ok(self.cu.cudaMemcpyAsync(out.ctypes.data, self.engines[graph].buffers[name].ptr, out.nbytes,
+                                    self.cu.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+        _ok(self.cu.cudaStreamSynchronize(self.stream))
+        return out
+
+    def _d2d(self, dst: int, src: int, nbytes: int) -> None:
+        _ok(self.cu.cudaMemcpyAsync(dst, src, nbytes, self.cu.cudaMemcpyKind.cudaMemcpyDeviceToDevice, self.stream))
+
+    # -- Backend -----------------------------------------------------------------------------------
+    def _check_size(self, size: tuple[int, int]) -> None:
+        if (size[1], size[0]) != self.image_hw:
+            raise InputError(f"size {size[0]}x{size[1]}: these engines are for {self.image_hw[1]}x{self.image_hw[0]}")
+
+    def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]) -> dict[str, _Buffer]:
+        self._check_size(size)
+        self._upload("vae_encoder", "image", reference_image(image_rgb_u8, size).astype(self.dtype))
+        self.engines["vae_encoder"].launch(self.stream, {"images": 1}, use_graph=False)
+        ref = self.engines[self.ref_graph]
+        self._d2d(ref.buffers["ref_latents"].ptr, self.engines["vae_encoder"].buffers["latents"].ptr,
+                  ref.buffers["ref_latents"].nbytes)
+        ref.launch(self.stream, {}, use_graph=False)
+        identity = {}
+        for name, buf in ref.buffers.items():
+            if name.startswith("ref_") and name != "ref_latents":
+                identity[name] = _Buffer(self.cu, buf.nbytes)
+                self._d2d(identity[name].ptr, buf.ptr, buf.nbytes)
+        _ok(self.cu.cudaStreamSynchronize(self.stream))
+        return identity
+
+    def encode_guidance(self, maps_u8: dict[str, np.ndarray]) -> list[int]:
+        frames = check_maps(maps_u8, self.info.scale_factor)
+        self._check_size((maps_u8["depth"].shape[2], maps_u8["depth"].shape[1]))
+        enc = self.engines["guidance_encoder"]
+        cap = enc.spec.axes["frames"].max
+        handles = []
+        for start in range(0, frames, cap):
+            chunk = maps_to_float({t: m[start:start + cap] for t, m in maps_u8.items()}, self.dtype)
+            n = len(chunk["depth"])
+            for t, a in chunk.items():
+                self._upload("guidance_encoder", t, a)
+            enc.launch(self.stream, {"frames": n}, use_graph=False)
+            for j in range(n):
+                slot = self.next_slot % self.slot_count
+                self.next_slot += 1
+                self._d2d(self.slots.ptr + slot * self.frame_bytes, enc.buffers["guidance"].ptr + j * self.frame_bytes,
+                          self.frame_bytes)
+                handles.append(self.next_slot - 1)  # monotonically numbered; slot = handle % slot_count
+        return handles
+
+    def denoise(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[int], identity,
+                use_reference: np.ndarray) -> np.ndarray:
+        if min(guidance) < self.next_slot - self.slot_count:
+            raise RuntimeError("guidance feature slot was reused while still in flight: raise feature_slots")
+        unet = self.engines["denoising_unet"]
+        b, _, f = sample.shape[:3]
+        self._upload("denoising_unet", "sample", sample.astype(self.dtype))
+        self._upload("denoising_unet", "timestep", np.asarray(timesteps, np.float32))
+        self._upload("denoising_unet", "use_reference", np.asarray(use_reference, np.float32))
+        for j, handle in enumerate(guidance):
+            self._d2d(unet.buffers["guidance"].ptr + j * self.frame_bytes,
+                      self.slots.ptr + (handle % self.slot_count) * self.frame_bytes, self.frame_bytes)
+        for name, buf in identity.items():
+            self._d2d(unet.buffers[name].ptr, buf.ptr, buf.nbytes)
+        unet.launch(self.stream, {"batch": b, "frames": f}, self.cuda_graphs)
+        return self._download("denoising_unet", "v", sample.shape).astype(np.float32)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        dec = self.engines["vae_decoder"]
+        cap = dec.spec.axes["frames"].max
+        parts = []
+        for i in range(0, len(latents), cap):
+            chunk = latents[i:i + cap].astype(self.dtype)
+            self._upload("vae_decoder", "latents", chunk)
+            dec.launch(self.stream, {"frames": len(chunk)}, self.cuda_graphs)
+            parts.append(self._download("vae_decoder", "image", (len(chunk), 3, *self.image_hw)))
+        return image_to_u8(np.concatenate(parts))
+
+    def synchronize(self) -> None:
+        _ok(self.cu.cudaStreamSynchronize(self.stream))
+
+    def close(self) -> None:
+        for e in self.engines.values():
+            e.free()
+        self.slots.free()

@@ -1,4 +1,4 @@
-"""A frame-local stand-in backend for runtime tests: v of each frame depends only on that frame's
+"""Helpers for the runtime tests (no tests here). A frame-local stand-in backend: v of each frame depends only on that frame's
 latent, timestep, guidance and whether it sees the reference, so every sampling mode must give each
 frame exactly what a one-frame DDIM loop gives it."""
 from __future__ import annotations

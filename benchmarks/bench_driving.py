@@ -147,17 +147,20 @@ def main(argv=None) -> int:
         for best, run in ((engine, e), (upstream, u)):
             for stage in STAGES:
                 best.seconds[stage] = run.seconds[stage] if repeat == 0 else min(best.seconds[stage], run.seconds[stage])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    end_to_end = {}
     with tempfile.TemporaryDirectory() as cache:  # warm source cache, as on a second run
-        def wall(n: int) -> float:
-            start = time.perf_counter()
-            track_driving_detailed(VIDEO, SOURCE, landmarker=LANDMARKER, encoders=encoders,
-                                   config=TrackingConfig(max_frames=n, batch_size=args.batch, cache_dir=cache))
-            return time.perf_counter() - start
+        for threads in sorted({torch.get_num_threads(), max(1, cores - 1)}, reverse=True):
+            def wall(n: int) -> float:
+                start = time.perf_counter()
+                track_driving_detailed(VIDEO, SOURCE, landmarker=LANDMARKER, encoders=encoders, config=TrackingConfig(
+                    max_frames=n, batch_size=args.batch, cache_dir=cache, torch_threads=threads))
+                return time.perf_counter() - start
 
-        wall(1)
-        one = min(wall(1) for _ in range(args.repeats))
-        many = min(wall(args.frames) for _ in range(args.repeats))
-    marginal = (many - one) / (args.frames - 1)
+            wall(1)
+            one = min(wall(1) for _ in range(args.repeats))
+            many = min(wall(args.frames) for _ in range(args.repeats))
+            end_to_end[threads] = (many / args.frames, (many - one) / (args.frames - 1))
 
     rows = []
     for stage in STAGES:
@@ -169,10 +172,11 @@ def main(argv=None) -> int:
     u_total = sum(r["upstream_ms_per_frame"] for r in rows)
     rows.append({"stage": "total (sum of stages)", "engine_ms_per_frame": e_total,
                  "upstream_ms_per_frame": u_total, "upstream_over_engine": u_total / e_total})
-    rows.append({"stage": f"track_driving wall, {args.frames} frames / frame (params only)",
-                 "engine_ms_per_frame": many / args.frames * 1e3})
-    rows.append({"stage": "track_driving marginal per extra frame (tracking overlapped)",
-                 "engine_ms_per_frame": marginal * 1e3})
+    for threads, (per_frame, marginal) in end_to_end.items():
+        rows.append({"stage": f"track_driving wall / frame, {args.frames} frames, {threads} torch threads",
+                     "engine_ms_per_frame": per_frame * 1e3})
+        rows.append({"stage": f"track_driving marginal per extra frame, {threads} torch threads",
+                     "engine_ms_per_frame": marginal * 1e3})
     meta = {**machine_info(), "torch_threads": torch.get_num_threads(), "engine_frames": args.frames,
             "upstream_frames": args.upstream_frames, "engine_batch": args.batch, "repeats": args.repeats,
             "head": head.name, "weights": "random (speed only)", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

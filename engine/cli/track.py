@@ -36,12 +36,16 @@ def register(sub) -> None:
     p.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One-Euro min cutoff in Hz (default 1.0)")
     p.add_argument("--smooth-beta", type=float, default=0.05, help="One-Euro speed coefficient (default 0.05)")
     p.add_argument("--device", default="cpu", help="torch device for the encoders (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the encoders (default with --device cpu: all cores but one, "
+                   "leaving one to the face-tracking worker)")
     p.add_argument("--cache-dir", default=None,
                    help="where source parameters are cached (default ~/.cache/mprt/sources; '' disables)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import os
     import pathlib
 
     from engine.driving.one_euro import OneEuroConfig
@@ -56,10 +60,14 @@ def run(args) -> int:
     if args.random_encoders:
         print("mprt track: WARNING: --random-encoders: DECA and SMIRK run with RANDOM weights; "
               "the parameters written are meaningless (tests/demos only)", file=sys.stderr)
+    threads = args.threads
+    if threads is None and args.device == "cpu":
+        threads = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") \
+            else max(1, (os.cpu_count() or 2) - 1)
     smoothing = OneEuroConfig(args.smooth_min_cutoff, args.smooth_beta) if args.smooth else None
     config = TrackingConfig(no_face=args.no_face, tracker_mode=args.tracker_mode, batch_size=args.batch_size,
                             max_frames=args.max_frames, folder_fps=args.fps, smoothing=smoothing,
-                            device=args.device, cache_dir=args.cache_dir)
+                            device=args.device, cache_dir=args.cache_dir, torch_threads=threads)
     result = track_driving_detailed(args.driving, args.source, args.weights, landmarker=args.landmarker,
                                     random_weights=args.random_encoders, config=config)
     result.params.save(out, overwrite=args.overwrite)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from engine.driving.driving_encoder import DrivingEncoder, EncoderInputs, prepare_encoder_inputs
 from engine.driving.encoder_weights import EncoderPair, load_encoders, random_encoders
@@ -50,6 +51,9 @@ class TrackingConfig:
     device: str = "cpu"
     cache_dir: str | None = None  # None: default_cache_dir(); "" disables the source cache
     queue_frames: int = 16
+    # CPU threads for the encoders while tracking runs beside them (None: leave torch's setting).
+    # On small CPUs all-but-one avoids OpenMP threads spinning against the tracking worker.
+    torch_threads: int | None = None
 
 
 @dataclass
@@ -124,6 +128,8 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
                            config: TrackingConfig = TrackingConfig()) -> TrackingResult:
     if config.no_face not in NO_FACE_POLICIES:
         raise InputError(f"no-face policy must be one of {', '.join(NO_FACE_POLICIES)}, got {config.no_face!r}")
+    if config.torch_threads is not None and config.torch_threads < 1:
+        raise InputError(f"torch threads must be >= 1, got {config.torch_threads}")
     if config.batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {config.batch_size}")
     landmarker = resolve_landmarker(landmarker, weights_dir)
@@ -161,6 +167,9 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
         target=_track_worker, args=(frames, tracker_config, config.no_face, items, stop, timing),
         name="mprt-face-tracking", daemon=True,
     )
+    threads_before = torch.get_num_threads()
+    if config.torch_threads is not None:
+        torch.set_num_threads(max(1, config.torch_threads))
     worker.start()
     try:
         while (item := items.get()) is not None:
@@ -175,6 +184,7 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
         if pending:
             flush()
     finally:
+        torch.set_num_threads(threads_before)
         stop.set()
         while worker.is_alive():  # unblock a worker waiting on a full queue
             try:

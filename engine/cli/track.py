@@ -40,7 +40,8 @@ def register(sub) -> None:
                    help="CPU threads for the encoders (default with --device cpu: all cores but one, "
                    "leaving one to the face-tracking worker)")
     p.add_argument("--cache-dir", default=None,
-                   help="where source parameters are cached (default ~/.cache/mprt/sources; '' disables)")
+                   help="where source parameters are cached (default $MPRT_CACHE_DIR/sources or "
+                   "~/.cache/mprt/sources; '' disables)")
     p.set_defaults(func=run)
 
 

@@ -36,6 +36,9 @@ NO_FACE_POLICIES = ("hold", "skip", "upstream")
 
 
 def default_cache_dir() -> str:
+    """$MPRT_CACHE_DIR/sources, else ~/.cache/mprt/sources (the engine's other caches sit beside it)."""
+    if os.environ.get("MPRT_CACHE_DIR"):
+        return os.path.join(os.environ["MPRT_CACHE_DIR"], "sources")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "mprt", "sources")
 

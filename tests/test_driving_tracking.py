@@ -88,7 +88,7 @@ def test_face_found_on_shared_photos(shared_dir, landmarker, name):
     assert 0.85 <= ratio <= 1.05, ratio
     dx = track.deca_box.cx * w / 512 - track.smirk_box.cx
     dy = track.deca_box.cy * h / 512 - track.smirk_box.cy
-    assert abs(dx) <= 0.05 * track.smirk_box.size and 0 <= dy <= 0.15 * track.smirk_box.size
+    assert abs(dx) <= 0.01 * track.smirk_box.size and 0 <= dy <= 0.1 * track.smirk_box.size
 
 
 def test_video_boxes_inside_frame_and_stable(landmarker, clip):

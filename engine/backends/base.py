@@ -92,3 +92,23 @@ def maps_to_float(maps_u8: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray
 def image_to_u8(image: np.ndarray) -> np.ndarray:
     """VAE decoder output (F,3,H,W) in [0,1] -> (F,H,W,3) uint8, truncating like upstream."""
     return (np.clip(image.astype(np.float32), 0, 1).transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+
+
+TEXT_EMBEDDING_FILE = "text_embedding.safetensors"  # beside the weights (engine.networks.text_embedding)
+
+
+def read_text_embedding(weights_dir) -> np.ndarray:
+    """The cached (1,77,D) text embedding of a weights folder, without torch (safetensors.numpy)."""
+    import pathlib
+
+    from safetensors.numpy import load_file
+
+    from engine.errors import CheckpointError
+    path = pathlib.Path(weights_dir) / TEXT_EMBEDDING_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found; the graph backends read the text embedding from the weights "
+                              "folder (run the torch backend once with --weights to create it)")
+    emb = load_file(str(path)).get("text_embedding")
+    if emb is None or emb.ndim != 3:
+        raise CheckpointError(f"{path}: expected a tensor 'text_embedding' of shape (1, 77, D)")
+    return emb.astype(np.float32)

@@ -61,6 +61,18 @@ class OrtBackend(Backend):
                                 precision=unet.precision.replace("fp", "float"), latent_channels=sample[1],
                                 scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max)
 
+    @classmethod
+    def from_export_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp32", device: str = "cpu",
+                        threads: int | None = None) -> "OrtBackend":
+        """The graphs of one precision in an `mprt export` directory (its export.json)."""
+        from engine.graph_specs import read_export_manifest
+        exported = read_export_manifest(str(directory))
+        specs = [s for s in exported.specs if s.precision == precision]
+        if not specs:
+            have = sorted({s.precision for s in exported.specs})
+            raise InputError(f"{directory}: no {precision} graphs in this export (it has {have})")
+        return cls({s.name: (s, exported.path(s)) for s in specs}, text_embedding, device, threads)
+
     def _run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         self.specs[name].check_inputs(feeds)
         return self.sessions[name].run(None, feeds)

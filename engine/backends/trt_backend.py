@@ -126,6 +126,26 @@ class TrtBackend(Backend):
                                 latent_channels=sample[1], scale_factor=image[2] // sample[3],
                                 max_frames=unet.axes["frames"].max)
 
+    @classmethod
+    def from_engine_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp16",
+                        cuda_graphs: bool = True, device: int = 0) -> "TrtBackend":
+        """`<graph>.<precision>.engine` files of `mprt build`, each checked against its manifest
+        (TensorRT version, compute capability, file size) before it is deserialized."""
+        import tensorrt as trt
+
+        from engine.engine_manifest import RuntimeTarget, load_checked
+        cu = _cudart()
+        props = _ok(cu.cudaGetDeviceProperties(device))
+        name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        target = RuntimeTarget("tensorrt", trt.__version__, f"{props.major}.{props.minor}", name)
+        engines = {}
+        for path in sorted(pathlib.Path(directory).glob(f"*.{precision}.engine")):
+            manifest = load_checked(path, target)
+            engines[manifest.graph.name] = (manifest.graph, path)
+        if not engines:
+            raise CheckpointError(f"{directory}: no *.{precision}.engine files (build them with `mprt build`)")
+        return cls(engines, text_embedding, cuda_graphs, device=device)
+
     # -- copies ------------------------------------------------------------------------------------
     def _upload(self, graph: str, name: str, array: np.ndarray) -> None:
         a = np.ascontiguousarray(array)

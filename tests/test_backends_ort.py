@@ -1,0 +1,78 @@
+"""ONNX Runtime backend (CPU) against the torch backend, on the tiny model exported at 128 px by
+export/ (graph I/O from engine/graph_specs.py). Tolerances: guidance features and v 1e-4 absolute,
+reference K/V 2e-3 relative to their scale (the reference features are fp16-rounded, networks.md,
+so a value on a rounding boundary may round the other way), decoded frames within 1 level."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory):
+    exporter = pytest.importorskip("export.exporter", reason="export/ (ONNX export) not available")
+
+    from engine.backends.base import read_text_embedding
+    from engine.backends.ort_backend import OrtBackend
+    from engine.backends.torch_backend import TorchBackend
+    from engine.graph_specs import AxisRange, ExportPlan
+    from engine.model import MagicPortraitModel
+    from engine.weights.tiny import ensure_tiny_weights
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = MagicPortraitModel.from_weights(ensure_tiny_weights())
+    out = tmp_path_factory.mktemp("onnx")
+    plan = ExportPlan(image_size=(SIZE, SIZE), frames=AxisRange(1, 8, 16))
+    exporter.export_all(model, plan, out, exporter.ExportOptions(slim=False, parity_frames=()), progress=lambda s: None)
+    text = read_text_embedding(ensure_tiny_weights())
+    yield TorchBackend(model), OrtBackend.from_export_dir(out, text, threads=1)
+    torch.set_num_threads(threads)
+
+
+def test_each_stage_matches_torch(backends):
+    tb, ob = backends
+    rng = np.random.default_rng(0)
+    portrait = rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)
+    it, io = tb.encode_reference(portrait, (SIZE, SIZE)), ob.encode_reference(portrait, (SIZE, SIZE))
+    for i, (k, v) in enumerate(it):
+        for name, ref in ((f"ref_k_{i:02d}", k), (f"ref_v_{i:02d}", v)):
+            scale = float(ref.abs().max())
+            assert np.abs(io[name] - ref.numpy()).max() <= 2e-3 * scale, name
+    maps = {t: rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    gt, go = tb.encode_guidance(maps), ob.encode_guidance(maps)
+    assert len(go) == 5
+    np.testing.assert_allclose(np.stack(go), torch.stack(gt).numpy(), atol=1e-4, rtol=0)
+    x = rng.standard_normal((2, 4, 5, 16, 16)).astype(np.float32)
+    t = np.array([[999, 749, 499, 249, 10]] * 2)
+    keep = np.array([False, True])
+    np.testing.assert_allclose(ob.denoise(x, t, go, it_as_ort(it), keep), tb.denoise(x, t, gt, it, keep),
+                               atol=1e-4, rtol=0)
+    latents = x[0].transpose(1, 0, 2, 3)
+    assert np.abs(ob.decode(latents).astype(int) - tb.decode(latents).astype(int)).max() <= 1
+
+
+def it_as_ort(torch_kv):
+    """The torch identity in the ORT backend's form, so the UNet comparison isolates the UNet."""
+    return {f"ref_{kv}_{i:02d}": t.numpy() for i, pair in enumerate(torch_kv) for kv, t in zip("kv", pair)}
+
+
+def test_runtime_on_ort_matches_runtime_on_torch(backends):
+    from engine.runtime.presets import preset_settings
+    from engine.runtime.runner import StreamRuntime
+    from engine.runtime.sources import MapsSource
+    from test_runtime_equivalence import Collect
+    rng = np.random.default_rng(1)
+    portrait = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    maps = {t: rng.integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    outs = []
+    for backend in backends:
+        rt = StreamRuntime(backend, preset_settings("realtime", steps=3, frames_per_stage=2), SIZE)
+        rt.set_identity(portrait)
+        sink = Collect()
+        rt.run(MapsSource(maps), [sink])
+        outs.append(np.stack(sink.frames).astype(int))
+    assert outs[0].shape == outs[1].shape == (6, SIZE, SIZE, 3)
+    diff = np.abs(outs[0] - outs[1])
+    assert diff.max() <= 2 and diff.mean() < 0.01, (diff.max(), diff.mean())

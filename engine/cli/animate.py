@@ -1,87 +1,121 @@
-"""`mprt animate`: animate a portrait with guidance maps (upstream's folder layout)."""
+"""`mprt animate`: animate a portrait from guidance maps or FLAME parameters through the streaming runtime."""
 from __future__ import annotations
 
 import sys
 
-from engine.cli.common import add_model_options, default_size, load_model
+from engine.cli.common import add_model_options
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "animate", help="animate a portrait from guidance maps and write a video",
-        description="Animate the portrait --source with the motion in --guidance, a folder in upstream's "
-        "layout (<dir>/{depth,normal,render}/<frame files>, sorted by name), and write an H.264 MP4. "
-        "Sampling reproduces upstream: DDIM (v-prediction, zero-SNR, trailing), classifier-free guidance "
-        "'with vs without reference', context windows of 12 frames with overlap 1.")
+        "animate", help="animate a portrait from guidance maps or FLAME parameters and write a video",
+        description="Animate the portrait --source with the motion in --guidance (a folder in upstream's layout, "
+        "<dir>/{depth,normal,render}/<frame files> sorted by name) or --flame (a FLAME parameter file, rendered to "
+        "guidance maps as the frames are needed), and write an H.264 MP4. The default preset `quality` reproduces "
+        "upstream's offline sampling exactly: DDIM (v-prediction, zero-SNR, trailing) 20 steps, classifier-free "
+        "guidance 'with vs without reference' on every step, context windows of 12 frames with overlap 1. "
+        "`balanced` and `realtime` stream with fewer steps (see --preset).")
     p.add_argument("--source", required=True, help="portrait image (any format PIL reads)")
-    p.add_argument("--guidance", required=True, metavar="DIR", help="guidance folder (depth/ normal/ render/)")
-    p.add_argument("--out", required=True, help="output video (.mp4)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--guidance", metavar="DIR", help="guidance folder (depth/ normal/ render/)")
+    src.add_argument("--flame", metavar="PARAMS.npz", help="FLAME parameters (`mprt track` / render-guidance format)")
+    p.add_argument("--head-model", metavar="PATH",
+                   help="--flame: FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
+    p.add_argument("--out", help="output video (.mp4); needed unless --frames-dir is given")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--grid", metavar="PATH", help="also write a side-by-side video: source | maps | output")
-    p.add_argument("--max-frames", type=int, default=None, help="use only the first N guidance frames")
+    p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--size", type=int, default=None,
-                   help="square output size in pixels (default 512; 128 for the tiny model)")
+                   help="square output size in pixels (default 512; 128 for the tiny model; an export's size)")
     p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
-    s = p.add_argument_group("sampling (defaults = upstream)")
-    s.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
-    s.add_argument("--guidance-scale", type=float, default=3.5, help="CFG scale; <= 1 disables CFG (default 3.5)")
-    s.add_argument("--context-frames", type=int, default=12, help="context window length (default 12, max 32)")
-    s.add_argument("--context-overlap", type=int, default=1, help="window overlap (default 1)")
-    s.add_argument("--seed", type=int, default=42, help="initial-noise seed (default 42)")
+    from engine.runtime.cli_support import add_stream_options
+    add_stream_options(p, default_preset="quality")
     add_model_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from engine.guidance.folders import read_guidance_folders
+    from engine.errors import InputError
     from engine.io.images import read_rgb_image
     from engine.io.video_writer import check_output_path
 
-    check_output_path(args.out, args.overwrite)
-    if args.grid:
-        check_output_path(args.grid, args.overwrite)
-    source = read_rgb_image(args.source)
-    maps = read_guidance_folders(args.guidance)
-    if args.max_frames:
-        maps = {k: v[: args.max_frames] for k, v in maps.items()}
-    model, tiny = load_model(args)
-    size = args.size or default_size(tiny)
-    frames = generate(model, source, maps, size, args)
-    write_outputs(args, source, maps, frames)
+    if not args.out and not args.frames_dir:
+        raise InputError("give --out VIDEO.mp4 and/or --frames-dir DIR")
+    for path in (args.out, args.grid):
+        if path:
+            check_output_path(path, args.overwrite)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames: expected >= 1, got {args.max_frames}")
+    source_image = read_rgb_image(args.source)
+    frames = open_source(args)
+    stream(args, source_image, frames)
     return 0
 
 
-def generate(model, source, maps, size, args):
-    from tqdm import tqdm
-
-    from engine.animate import animate_offline
-    from engine.sampling.offline import OfflineSettings
-    settings = OfflineSettings(steps=args.steps, guidance_scale=args.guidance_scale,
-                               context_frames=args.context_frames, context_overlap=args.context_overlap)
-    n = len(next(iter(maps.values())))
-    with tqdm(total=None, desc=f"denoising {n} frames", unit="call", file=sys.stderr) as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
-        return animate_offline(model, source, maps, size, settings, args.seed, progress)
+def open_source(args):
+    from engine.runtime.sources import FlameParamsSource, guidance_folder_source
+    if args.guidance:
+        return guidance_folder_source(args.guidance, args.max_frames)
+    from engine.flame.params import FlameParams
+    return FlameParamsSource(FlameParams.load(args.flame), load_head_model(args.head_model), max_frames=args.max_frames,
+                             name=f"FLAME params {args.flame}")
 
 
-def write_outputs(args, source, maps, frames) -> None:
+def load_head_model(path):
+    if path:
+        from engine.flame.loaders import load_flame_model
+        return load_flame_model(path)
+    from engine.flame.synthetic import synthetic_head
+    print("note: no --head-model: rendering with the built-in synthetic head (not FLAME)", file=sys.stderr)
+    return synthetic_head()
+
+
+def stream(args, source_image, frames) -> dict:
+    """Run `frames` through the runtime into --out / --frames-dir / preview, then the --grid."""
+    from engine.runtime.cli_support import build_backend, open_sinks, run_stream
+    from engine.runtime.sources import RecordingSource
+    backend, default, _ = build_backend(args)
+    size = args.size or default
+    recorder = RecordingSource(frames) if args.grid else frames
+    collected = _Collect() if args.grid else None
+    sinks = open_sinks(args, args.fps, args.out) + ([collected] if collected else [])
+    report = run_stream(args, backend, size, source_image, recorder, sinks)
+    if args.out and report["frames_out"]:
+        print(f"wrote {report['frames_out']} frames ({size}x{size}) to {args.out}")
+    if args.frames_dir and report["frames_out"]:
+        print(f"wrote {report['frames_out']} PNG frames to {args.frames_dir}")
+    if collected and collected.frames:
+        write_grid(args.grid, args.fps, args.overwrite, source_image, recorder.maps, collected)
+        print(f"wrote side-by-side grid to {args.grid}")
+    return report
+
+
+class _Collect:
+    def __init__(self):
+        self.frames, self.indices = [], []
+
+    def write(self, index, frame):
+        self.indices.append(index)
+        self.frames.append(frame)
+
+    def close(self, interrupted=False):
+        pass
+
+    def abort(self):
+        pass
+
+
+def write_grid(path, fps, overwrite, source_image, maps_by_index, collected) -> None:
     import numpy as np
 
     from engine.animate import side_by_side
     from engine.io.images import resize_frames
     from engine.io.video_writer import VideoWriter
-    with VideoWriter(args.out, args.fps, overwrite=args.overwrite) as w:
-        for f in frames:
+    out = np.stack(collected.frames)
+    n, size = len(out), out.shape[1]
+    src = np.repeat(resize_frames(source_image[None], (size, size)), n, axis=0)
+    maps = [resize_frames(np.stack([maps_by_index[i][t] for i in collected.indices]), (size, size))
+            for t in ("depth", "normal", "render")]
+    with VideoWriter(path, fps, overwrite=overwrite) as w:
+        for f in side_by_side(src, *maps, out):
             w.write(f)
-    print(f"wrote {len(frames)} frames ({frames.shape[2]}x{frames.shape[1]}) to {args.out}")
-    if args.grid:
-        n, size = len(frames), frames.shape[1]
-        src = np.repeat(resize_frames(source[None], (size, size)), n, axis=0)
-        grid = side_by_side(src, *[resize_frames(maps[t][:n], (size, size)) for t in ("depth", "normal", "render")],
-                            frames)
-        with VideoWriter(args.grid, args.fps, overwrite=args.overwrite) as w:
-            for f in grid:
-                w.write(f)
-        print(f"wrote side-by-side grid to {args.grid}")

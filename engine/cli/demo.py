@@ -1,23 +1,27 @@
-"""`mprt demo`: the embedded default — runs end to end with nothing downloaded."""
+"""`mprt demo`: the embedded default — the streaming path end to end with nothing downloaded."""
 from __future__ import annotations
 
 import sys
 
-from engine.cli.common import add_model_options, default_size, load_model
+from engine.cli.common import add_model_options
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "demo", help="run the whole chain on built-in inputs (no weights needed)",
-        description="Render guidance maps of a built-in head motion (turn, nod, open jaw) of the synthetic "
-        "head (not FLAME), use a render of that head as the portrait, animate it and write a video plus a "
-        "side-by-side grid. Without --weights it uses a tiny random-weight model and says so: the "
+        description="Stream a built-in head motion (turn, nod, open jaw) of the synthetic head (not FLAME) through "
+        "the runtime: FLAME parameters are rendered to guidance maps as frames are needed, denoised with the "
+        "chosen preset, decoded and written frame by frame to a video plus a side-by-side grid; a render of the "
+        "head stands in for the portrait. Without --weights it uses a tiny random-weight model and says so: the "
         "animation is then noise-like, but every stage runs as it would with real weights.")
     p.add_argument("--out", default="mprt-demo.mp4", help="output video (default mprt-demo.mp4)")
     p.add_argument("--grid", default=None, help="side-by-side video (default: <out>-grid.mp4)")
     p.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
+    p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    from engine.runtime.cli_support import add_stream_options
+    add_stream_options(p, default_preset="realtime")
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -25,28 +29,23 @@ def register(sub) -> None:
 def run(args) -> int:
     import time
 
-    from engine.cli.animate import generate, write_outputs
-    from engine.flame import synthetic_head
+    from engine.cli.animate import stream
+    from engine.errors import InputError
+    from engine.flame.synthetic import synthetic_head
     from engine.guidance.demo_motion import demo_flame_params
     from engine.guidance.pipeline import render_guidance_maps
     from engine.io.video_writer import check_output_path
+    from engine.runtime.sources import FlameParamsSource, slice_params
 
+    if args.frames < 1:
+        raise InputError(f"--frames: expected >= 1, got {args.frames}")
     args.grid = args.grid or str(args.out).rsplit(".", 1)[0] + "-grid.mp4"
     check_output_path(args.out, args.overwrite)
     check_output_path(args.grid, args.overwrite)
     t0 = time.perf_counter()
     head = synthetic_head()
-    maps = render_guidance_maps(demo_flame_params(args.frames), head)
-    source = maps["render"][0]  # the synthetic head itself stands in for a portrait photo
-    t1 = time.perf_counter()
-    print(f"rendered {args.frames} guidance frames of the synthetic head in {t1 - t0:.1f} s", file=sys.stderr)
-    model, tiny = load_model(args)
-    size = default_size(tiny)
-    args.guidance_scale, args.context_frames, args.context_overlap, args.seed = 3.5, 12, 1, 42
-    frames = generate(model, source, maps, size, args)
-    t2 = time.perf_counter()
-    args.fps = 24.0
-    write_outputs(args, source, maps, frames)
-    print(f"timings: guidance maps {t1 - t0:.1f} s, model load + sampling + decode {t2 - t1:.1f} s",
-          file=sys.stderr)
+    params = demo_flame_params(args.frames)
+    portrait = render_guidance_maps(slice_params(params, 0, 1), head)["render"][0]  # the head stands in for a photo
+    print(f"synthetic head and portrait ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    stream(args, portrait, FlameParamsSource(params, head, name="built-in head motion"))
     return 0

@@ -95,3 +95,25 @@ def slice_params(params, start: int, stop: int):
     """The per-frame arrays of frames [start, stop); per-source constants unchanged."""
     valid = None if params.valid is None else params.valid[start:stop]
     return dataclasses.replace(params, exp=params.exp[start:stop], pose=params.pose[start:stop], valid=valid)
+
+
+class RecordingSource(FrameSource):
+    """Passes another source's frames through and keeps their maps (for a side-by-side grid)."""
+
+    def __init__(self, inner: FrameSource):
+        self.inner, self.live, self.fps = inner, inner.live, inner.fps
+        self.maps: dict[int, dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def frames(self) -> Iterator[GuidanceFrame]:
+        for frame in self.inner.frames():
+            self.maps[frame.index] = frame.maps
+            yield frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def describe(self) -> str:
+        return self.inner.describe()

@@ -77,19 +77,23 @@ class RuntimeStats:
 
 
 class StatusLine:
-    """Rewrites one stderr line at most every `interval` seconds (only on a terminal unless forced)."""
+    """One status line at most every `interval` seconds: rewritten in place on a terminal, one line
+    per update elsewhere (only when forced: logs stay quiet by default)."""
 
     def __init__(self, interval: float = 0.5, stream=None, force: bool = False):
         self.stream = stream or sys.stderr
-        self.enabled = force or self.stream.isatty()
-        self.interval, self.last = interval, 0.0
+        self.tty = self.stream.isatty()
+        self.enabled = force or self.tty
+        self.interval, self.last, self.shown = interval, 0.0, ""
 
     def update(self, text: str, final: bool = False) -> None:
         now = time.perf_counter()
-        if not self.enabled or (not final and now - self.last < self.interval):
+        if not self.enabled or (not final and now - self.last < self.interval) or (final and text == self.shown):
+            if final and self.tty and self.shown:
+                self.stream.write("\n")
             return
-        self.last = now
-        self.stream.write("\r" + text + ("\n" if final else ""))
+        self.last, self.shown = now, text
+        self.stream.write(("\r" + text + ("\n" if final else "")) if self.tty else text + "\n")
         self.stream.flush()
 
 

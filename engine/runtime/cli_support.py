@@ -1,0 +1,126 @@
+"""Command-line pieces shared by `mprt animate`, `mprt live` and `mprt demo`: streaming options,
+backend construction, outputs (video / frames folder / preview / JSON report) and the run itself."""
+from __future__ import annotations
+
+import sys
+
+from engine.errors import InputError
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def add_stream_options(p, default_preset: str) -> None:
+    from engine.runtime.presets import PRESETS
+    g = p.add_argument_group("streaming (preset, then any of these overrides)")
+    g.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
+                   help="; ".join(f"{n}: {PRESETS[n].summary}" for n in ("quality", "balanced", "realtime"))
+                   + f" (default {default_preset})")
+    g.add_argument("--steps", type=int, default=None, help="DDIM steps (quality 20; streaming presets 1..20)")
+    g.add_argument("--guidance-scale", type=float, default=None, help="CFG scale; <= 1 disables CFG (default 3.5)")
+    g.add_argument("--cfg-steps", type=int, default=None,
+                   help="CFG on the first K steps only; -1 = every step (upstream), 0 = never")
+    g.add_argument("--context-frames", "--window", dest="window", type=int, default=None,
+                   help="window length in frames, <= 32 (quality: context windows, default 12)")
+    g.add_argument("--context-overlap", "--overlap", dest="overlap", type=int, default=None,
+                   help="frames shared by consecutive windows (quality default 1, balanced 4)")
+    g.add_argument("--frames-per-stage", type=int, default=None,
+                   help="realtime (stream-batch): frames finished per UNet call (default 2)")
+    g.add_argument("--seed", type=int, default=42, help="initial-noise seed (default 42)")
+    b = p.add_argument_group("backend")
+    b.add_argument("--backend", default="torch", choices=BACKENDS, help="inference backend (default torch)")
+    b.add_argument("--onnx", metavar="DIR", help="onnxruntime: an `mprt export` directory")
+    b.add_argument("--engines", metavar="DIR", help="tensorrt: a `mprt build` directory")
+    b.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                   help="graph precision for onnxruntime/tensorrt (default fp32 / fp16)")
+    b.add_argument("--no-cuda-graph", action="store_true", help="tensorrt: do not capture CUDA graphs")
+    o = p.add_argument_group("outputs and reporting")
+    o.add_argument("--frames-dir", metavar="DIR", help="also write every output frame as PNG into DIR")
+    o.add_argument("--preview", action="store_true", help="show frames in a window (skipped without a display)")
+    o.add_argument("--report", metavar="JSON", help="write timings (p50/p95 per stage), fps, latency as JSON")
+    o.add_argument("--status", action="store_true", help="print the live status line even when not on a terminal")
+
+
+def stream_settings(args):
+    import dataclasses
+
+    from engine.runtime.presets import preset_settings
+    cfg = None if args.cfg_steps is None or args.cfg_steps < 0 else args.cfg_steps
+    settings = preset_settings(args.preset, steps=args.steps, guidance_scale=args.guidance_scale, cfg_steps=cfg,
+                               window=args.window, overlap=args.overlap, frames_per_stage=args.frames_per_stage)
+    if args.cfg_steps is not None and args.cfg_steps < 0:
+        settings = dataclasses.replace(settings, cfg_steps=None).validate()
+    return settings
+
+
+def build_backend(args):
+    """-> (backend, default output size, tiny?) for --backend."""
+    if args.backend == "torch":
+        from engine.backends.torch_backend import TorchBackend
+        from engine.cli.common import default_size, load_model
+        model, tiny = load_model(args)
+        return TorchBackend(model), default_size(tiny), tiny
+    text, tiny = _text_embedding(args)
+    if args.backend == "onnxruntime":
+        if not args.onnx:
+            raise InputError("--backend onnxruntime needs --onnx DIR (an `mprt export` directory)")
+        from engine.backends.ort_backend import OrtBackend
+        backend = OrtBackend.from_export_dir(args.onnx, text, args.precision or "fp32", args.device or "cpu")
+    else:
+        if not args.engines:
+            raise InputError("--backend tensorrt needs --engines DIR (a `mprt build` directory)")
+        from engine.backends.trt_backend import TrtBackend
+        backend = TrtBackend.from_engine_dir(args.engines, text, args.precision or "fp16",
+                                             cuda_graphs=not args.no_cuda_graph)
+    return backend, backend.image_hw[0], tiny
+
+
+def _text_embedding(args):
+    from engine.backends.base import read_text_embedding
+    if args.weights:
+        return read_text_embedding(args.weights), False
+    try:
+        from engine.weights.tiny import ensure_tiny_weights
+    except ImportError:
+        raise InputError(f"--backend {args.backend} without torch: pass --weights DIR (for its text embedding)") from None
+    print("note: no --weights given: using the tiny model's text embedding", file=sys.stderr)
+    return read_text_embedding(ensure_tiny_weights()), True
+
+
+def open_sinks(args, fps: float, video_path=None) -> list:
+    from engine.runtime.sinks import FolderSink, VideoSink, open_preview
+    sinks = []
+    try:
+        if video_path:
+            sinks.append(VideoSink(video_path, fps, overwrite=args.overwrite))
+        if args.frames_dir:
+            sinks.append(FolderSink(args.frames_dir, overwrite=args.overwrite))
+        if args.preview:
+            preview, why = open_preview()
+            print(why, file=sys.stderr)
+            if preview:
+                sinks.append(preview)
+    except BaseException:
+        for s in sinks:
+            s.abort()
+        raise
+    return sinks
+
+
+def run_stream(args, backend, size: int, portrait, source, sinks, noise=None) -> dict:
+    """Identity once, then the stream; prints a summary, writes --report. Returns the report."""
+    from engine.runtime.runner import StreamRuntime
+    from engine.runtime.stats import StatusLine, write_json_report
+    settings = stream_settings(args)
+    runtime = StreamRuntime(backend, settings, size, seed=args.seed)
+    runtime.set_identity(portrait)
+    print(f"streaming {source.describe()} with preset {args.preset} ({settings.mode}, {settings.steps} steps) "
+          f"on {backend.info.name} {backend.info.device} {backend.info.precision}", file=sys.stderr)
+    report = runtime.run(source, sinks, StatusLine(force=args.status), noise=noise)
+    report["preset"] = args.preset
+    lat, unet = report["latency"], report["stages"].get("unet", {})
+    print(f"{report['frames_out']} frames in {report['wall_s']:.1f} s: {report['fps']:.2f} fps, latency p50 "
+          f"{lat.get('p50_ms', 0):.0f} ms p95 {lat.get('p95_ms', 0):.0f} ms, UNet p50 {unet.get('p50_ms', 0):.0f} ms "
+          f"x {unet.get('count', 0)} calls, dropped {report['dropped_input_frames']}", file=sys.stderr)
+    if args.report:
+        write_json_report(args.report, report)
+    return report

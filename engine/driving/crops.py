@@ -98,14 +98,14 @@ def deca_crop(image512_u8: np.ndarray, box: CropBox) -> np.ndarray:
 def smirk_crop(frame_u8: np.ndarray, box: CropBox | None) -> np.ndarray:
     """SMIRK input: warp(uint8, preserve_range) -> truncating uint8 -> /255 -> float32 (3,224,224).
 
-    Without landmarks upstream resizes the whole frame to 224x224 with cv2 (§1.5); here the
-    equivalent bilinear resize of skimage is used (no anti-aliasing, like cv2.INTER_LINEAR).
+    Without landmarks upstream resizes the whole frame to 224x224 with cv2's default bilinear
+    (§1.5); cv2 comes with mediapipe, so the same call is used here.
     """
     rgb = _as_rgb(frame_u8)
     if box is None:
-        from skimage.transform import resize
+        import cv2
 
-        crop = resize(rgb, (CROP_SIZE, CROP_SIZE), order=1, anti_aliasing=False, preserve_range=True)
+        crop = cv2.resize(np.ascontiguousarray(rgb), (CROP_SIZE, CROP_SIZE))
     else:
         crop = _warp(rgb, box, preserve_range=True)
     crop = crop.astype(np.uint8).astype(np.float32) / 255.0

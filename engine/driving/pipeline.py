@@ -107,7 +107,8 @@ def _track_worker(frames, tracker_config: FaceTrackerConfig, policy: str, out: q
                 t0 = time.perf_counter()
                 track = tracker.track(frame.rgb, frame.timestamp_ms)
                 t1 = time.perf_counter()
-                inputs = prepare_encoder_inputs(frame.rgb, track) if track or policy == "upstream" else None
+                encode = track is not None or policy == "upstream"
+                inputs = prepare_encoder_inputs(frame.rgb, track) if encode else None
                 timing["tracking"] += t1 - t0
                 timing["crops"] += time.perf_counter() - t1
                 out.put((frame.index, track is not None, inputs))

@@ -148,3 +148,20 @@ def test_one_euro_follows_fast_motion_with_high_beta():
 
 def test_smoothing_is_off_by_default():
     assert TrackingConfig().smoothing is None
+
+
+def test_errors_in_the_tracking_worker_reach_the_caller(paths, encoders, tmp_path):
+    """A bad frame file is read in the worker thread; its InputError surfaces in the caller."""
+    Image.open(paths["frames"] / "frame_0000.png").save(tmp_path / "frame_0000.png")
+    (tmp_path / "frame_0001.png").write_text("not an image")
+    with pytest.raises(InputError, match="frame_0001.png"):
+        track_driving(tmp_path, paths["source"], landmarker=paths["landmarker"], encoders=encoders,
+                      config=TrackingConfig(cache_dir=str(paths["cache"])))
+
+
+def test_corrupt_driving_video_is_an_input_error(paths, encoders, tmp_path):
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    with pytest.raises(InputError, match="clip.mp4"):
+        track_driving(bad, paths["source"], landmarker=paths["landmarker"], encoders=encoders,
+                      config=TrackingConfig(cache_dir=str(paths["cache"])))

@@ -15,6 +15,7 @@ from engine.errors import MprtError
 COMMAND_MODULES = [
     "engine.cli.demo",
     "engine.cli.animate",
+    "engine.cli.live",
     "engine.cli.track",
     "engine.cli.render_guidance",
     "engine.cli.convert_flame",

@@ -1,0 +1,80 @@
+"""`mprt live`: animate a portrait live from a webcam (or a video played in real time)."""
+from __future__ import annotations
+
+import sys
+
+from engine.cli.common import add_model_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "live", help="animate a portrait live from a webcam or a real-time video",
+        description="Track the face in a webcam (or in --video FILE, played at its own frame rate as a stand-in for "
+        "a camera), turn each frame into FLAME parameters (MediaPipe landmarks + DECA/SMIRK encoders, mixed with "
+        "the source's identity), render guidance maps and stream them through the runtime. When the runtime falls "
+        "behind, stale input frames are dropped (the newest is kept), so latency stays bounded. Ctrl-C stops "
+        "cleanly; --out then holds a valid video of what was shown. Needs a streaming preset (balanced, realtime).")
+    p.add_argument("--source", required=True, help="portrait image to animate (any format PIL reads)")
+    cam = p.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--webcam", type=int, metavar="N", help="camera index (needs opencv-python)")
+    cam.add_argument("--video", metavar="FILE", help="a driving video played in real time (for testing)")
+    p.add_argument("--landmarker", metavar="PATH", help="MediaPipe face_landmarker.task (default: in --driving-weights)")
+    d = p.add_mutually_exclusive_group()
+    d.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
+    d.add_argument("--random-encoders", action="store_true",
+                   help="random-weight DECA/SMIRK encoders (motion is then meaningless; for tests)")
+    p.add_argument("--head-model", metavar="PATH",
+                   help="FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
+    p.add_argument("--out", help="also record the output to this video (.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N camera frames")
+    p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate written to --out (default: the input's, or 25)")
+    from engine.runtime.cli_support import add_stream_options
+    add_stream_options(p, default_preset="realtime")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.cli.animate import load_head_model
+    from engine.driving.pipeline import resolve_landmarker
+    from engine.errors import InputError
+    from engine.io.images import read_rgb_image
+    from engine.io.video_writer import check_output_path
+    from engine.runtime.cli_support import build_backend, open_sinks, run_stream, stream_settings
+    from engine.runtime.driving_source import DrivingSource, DrivingTracker, video_frames_paced, webcam_frames
+    from engine.runtime.sinks import display_available
+
+    if not stream_settings(args).is_causal:
+        raise InputError(f"--preset {args.preset}: needs the whole clip; live input needs --preset balanced or realtime")
+    if args.out:
+        check_output_path(args.out, args.overwrite)
+    if not (args.out or args.frames_dir):
+        if not display_available():
+            raise InputError("no output: there is no display for a preview here; give --out VIDEO.mp4 or --frames-dir DIR")
+        args.preview = True
+    portrait = read_rgb_image(args.source)
+    landmarker = resolve_landmarker(args.landmarker, args.driving_weights)
+    if args.video:
+        from engine.driving.media import video_fps
+        fps = args.fps or video_fps(args.video)
+        camera, name = video_frames_paced(args.video, args.max_frames), f"video {args.video} (real-time)"
+    else:
+        fps = args.fps or 25.0
+        camera, name = webcam_frames(args.webcam, args.max_frames), f"webcam {args.webcam}"
+    tracker = DrivingTracker(args.source, landmarker, args.driving_weights, args.random_encoders, fps=fps)
+    backend, default, _ = build_backend(args)
+    source = DrivingSource(camera, tracker, load_head_model(args.head_model), name=name, fps=fps)
+    sinks = open_sinks(args, fps, args.out)
+    try:
+        report = run_stream(args, backend, args.size or default, portrait, source, sinks)
+    finally:
+        tracker.close()
+    if report["source_error"]:
+        return 1
+    if args.out and report["frames_out"]:
+        print(f"wrote {report['frames_out']} frames to {args.out}; {report['dropped_input_frames']} stale guidance "
+              f"frames and {report['camera_dropped_frames']} camera frames dropped, {source.no_face} without a face",
+              file=sys.stderr)
+    return 0

@@ -29,10 +29,11 @@ def randomize_(module: nn.Module, seed: int) -> nn.Module:
     return module.eval()
 
 
-def write_deca_tar(path: pathlib.Path, e_flame: nn.Module) -> pathlib.Path:
-    """DECA's deca_model.tar layout: torch.save dict of state dicts (E_detail/D_detail are stand-ins)."""
+def write_deca_tar(path: pathlib.Path, e_flame: nn.Module, legacy: bool = False) -> pathlib.Path:
+    """DECA's deca_model.tar layout: torch.save dict of state dicts (E_detail/D_detail are stand-ins).
+    `legacy`: PyTorch's pre-1.6 (non-zip) serialization, which older releases may use."""
     torch.save({"E_flame": e_flame.state_dict(), "E_detail": {"layers.0.weight": torch.zeros(2, 2)},
-                "D_detail": {"conv.weight": torch.zeros(1)}}, path)
+                "D_detail": {"conv.weight": torch.zeros(1)}}, path, _use_new_zipfile_serialization=not legacy)
     return path
 
 

@@ -79,6 +79,13 @@ def test_loaders_read_released_formats(weights_dir, reference_outputs, crops):
     assert out.shape == (2, 236) and torch.isfinite(out).all() and out.abs().max() > 1e-2
 
 
+def test_deca_loader_reads_legacy_serialization(tmp_path, deca):
+    path = write_deca_tar(tmp_path / "deca_model.tar", deca, legacy=True)
+    loaded = load_deca_coarse_encoder(path)
+    for key, value in deca.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
 def test_encoder_files_names_every_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="deca_model.tar.*SMIRK_em1.pt"):
         encoder_files(tmp_path)

@@ -61,8 +61,8 @@ class MapsSource(FrameSource):
 
 def guidance_folder_source(folder, max_frames: int | None = None) -> MapsSource:
     """Upstream's layout <dir>/{depth,normal,render}/<frames> (engine.guidance.folders)."""
-    from engine.guidance.folders import read_guidance_folder
-    maps = read_guidance_folder(folder)
+    from engine.guidance.folders import read_guidance_folders
+    maps = read_guidance_folders(folder)
     if max_frames:
         maps = {k: v[:max_frames] for k, v in maps.items()}
     return MapsSource(maps, f"guidance folder {folder}")

@@ -40,13 +40,13 @@ class StreamSettings:
             raise InputError(f"steps: expected 1..20 for streaming modes (1..1000 for clip), got {self.steps}")
         if self.cfg_steps is not None and self.cfg_steps < 0:
             raise InputError(f"cfg_steps: expected >= 0 or None (every step), got {self.cfg_steps}")
+        if self.mode == "stream_batch" and not 1 <= self.steps * self.frames_per_stage <= MAX_WINDOW:
+            raise InputError(f"frames_per_stage: steps x frames_per_stage must be 1..{MAX_WINDOW}, got "
+                             f"{self.steps} x {self.frames_per_stage}")
         if not 1 <= self.window <= MAX_WINDOW:
             raise InputError(f"window: expected 1..{MAX_WINDOW} frames, got {self.window}")
         if not 0 <= self.overlap < self.window:
             raise InputError(f"overlap: expected 0..{self.window - 1} (below the window), got {self.overlap}")
-        if self.mode == "stream_batch" and not 1 <= self.steps * self.frames_per_stage <= MAX_WINDOW:
-            raise InputError(f"frames_per_stage: steps x frames_per_stage must be 1..{MAX_WINDOW}, got "
-                             f"{self.steps} x {self.frames_per_stage}")
         return self
 
     @property

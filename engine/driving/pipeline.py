@@ -117,42 +117,31 @@ def _track_worker(frames, tracker_config: FaceTrackerConfig, policy: str, out: q
         out.put(err)
 
 
-def _fill_held(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Each invalid row takes the last valid row before it (leading ones: the first valid row)."""
-    idx = np.where(valid, np.arange(len(valid)), -1)
-    idx = np.maximum.accumulate(idx)
-    idx[idx < 0] = np.flatnonzero(valid)[0]
-    return values[idx]
+def _held_rows(valid: np.ndarray) -> np.ndarray:
+    """Row to use per frame: itself if valid, else the last valid frame before it (leading
+    invalid frames: the first valid one)."""
+    rows = np.maximum.accumulate(np.where(valid, np.arange(len(valid)), -1))
+    rows[rows < 0] = np.flatnonzero(valid)[0]
+    return rows
 
 
-def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.PathLike,
-                           weights_dir: str | os.PathLike | None = None, *,
-                           landmarker: str | os.PathLike | None = None, random_weights: bool = False,
-                           encoders: EncoderPair | None = None,
-                           config: TrackingConfig = TrackingConfig()) -> TrackingResult:
-    if config.no_face not in NO_FACE_POLICIES:
-        raise InputError(f"no-face policy must be one of {', '.join(NO_FACE_POLICIES)}, got {config.no_face!r}")
-    if config.torch_threads is not None and config.torch_threads < 1:
-        raise InputError(f"torch threads must be >= 1, got {config.torch_threads}")
-    if config.batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {config.batch_size}")
-    landmarker = resolve_landmarker(landmarker, weights_dir)
-    if encoders is None:
-        encoders = random_encoders() if random_weights else load_encoders(weights_dir)
-    timing = {"tracking": 0.0, "crops": 0.0, "encoders": 0.0, "source": 0.0}
+def _apply_no_face_policy(results: dict[int, dict[str, np.ndarray]], valid: np.ndarray, policy: str
+                          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-frame encoder outputs -> (F', ...) arrays and the `valid` mask after the policy."""
+    if policy == "skip":
+        rows = np.flatnonzero(valid)
+        valid = valid[rows]
+    elif policy == "hold":
+        rows = _held_rows(valid)
+    else:  # "upstream": every frame was encoded (whole-frame crops where no face was found)
+        rows = np.arange(len(valid))
+    arrays = {k: np.stack([results[int(i)][k] for i in rows]) for k in ("pose", "exp", "jaw")}
+    return arrays, valid
 
-    t0 = time.perf_counter()
-    source, from_cache = encode_source(source_image, landmarker, encoders, config.cache_dir)
-    timing["source"] = time.perf_counter() - t0
 
-    driving = os.fspath(driving)
-    is_folder = os.path.isdir(driving)
-    frames = iter_driving_frames(driving, config.folder_fps, config.max_frames)
-    fps = config.folder_fps if is_folder else video_fps(driving)
-    mode = config.tracker_mode or ("image" if is_folder else "video")
-    tracker_config = FaceTrackerConfig(landmarker, mode=mode, fps=fps)
-
-    encoder = DrivingEncoder(encoders, config.device)
+def _encode_while_tracking(frames, tracker_config: FaceTrackerConfig, encoder: DrivingEncoder,
+                           config: TrackingConfig, timing: dict) -> tuple[dict, np.ndarray]:
+    """Worker thread tracks + crops; this thread encodes in batches. -> (outputs by index, has_face)."""
     results: dict[int, dict[str, np.ndarray]] = {}
     has_face: dict[int, bool] = {}
     pending: list[tuple[int, EncoderInputs]] = []
@@ -173,7 +162,7 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
     )
     threads_before = torch.get_num_threads()
     if config.torch_threads is not None:
-        torch.set_num_threads(max(1, config.torch_threads))
+        torch.set_num_threads(config.torch_threads)
     worker.start()
     try:
         while (item := items.get()) is not None:
@@ -195,27 +184,46 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
                 items.get_nowait()
             except queue.Empty:
                 worker.join(timeout=0.05)
+    return results, np.array([has_face[i] for i in range(len(has_face))], dtype=bool)
 
-    count = len(has_face)
-    valid = np.array([has_face[i] for i in range(count)], dtype=bool)
+
+def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.PathLike,
+                           weights_dir: str | os.PathLike | None = None, *,
+                           landmarker: str | os.PathLike | None = None, random_weights: bool = False,
+                           encoders: EncoderPair | None = None,
+                           config: TrackingConfig = TrackingConfig()) -> TrackingResult:
+    """`track_driving` plus what happened: frame count, no-face frame indices, stage times."""
+    if config.no_face not in NO_FACE_POLICIES:
+        raise InputError(f"no-face policy must be one of {', '.join(NO_FACE_POLICIES)}, got {config.no_face!r}")
+    if config.torch_threads is not None and config.torch_threads < 1:
+        raise InputError(f"torch threads must be >= 1, got {config.torch_threads}")
+    if config.batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {config.batch_size}")
+    landmarker = resolve_landmarker(landmarker, weights_dir)
+    if encoders is None:
+        encoders = random_encoders() if random_weights else load_encoders(weights_dir)
+    timing = {"tracking": 0.0, "crops": 0.0, "encoders": 0.0, "source": 0.0}
+
+    t0 = time.perf_counter()
+    source, from_cache = encode_source(source_image, landmarker, encoders, config.cache_dir)
+    timing["source"] = time.perf_counter() - t0
+
+    driving = os.fspath(driving)
+    is_folder = os.path.isdir(driving)
+    frames = iter_driving_frames(driving, config.folder_fps, config.max_frames)
+    fps = config.folder_fps if is_folder else video_fps(driving)
+    tracker_config = FaceTrackerConfig(landmarker, mode=config.tracker_mode or ("image" if is_folder else "video"),
+                                       fps=fps)
+    results, valid = _encode_while_tracking(frames, tracker_config, DrivingEncoder(encoders, config.device),
+                                            config, timing)
+    count = len(valid)
     no_face = [int(i) for i in np.flatnonzero(~valid)]
     if count == 0:
         raise InputError(f"driving input {driving} gave no frames")
     if not valid.any() and config.no_face != "upstream":
         raise InputError(f"no face found in any of the {count} frames of {driving}")
 
-    keys = ("pose", "exp", "jaw")
-    if config.no_face == "skip":
-        kept = np.flatnonzero(valid)
-        arrays = {k: np.stack([results[i][k] for i in kept]) for k in keys}
-        valid = valid[kept]
-    elif config.no_face == "hold":
-        dummy = {k: np.zeros_like(results[int(np.flatnonzero(valid)[0])][k]) for k in keys}
-        arrays = {k: np.stack([results.get(i, dummy)[k] for i in range(count)]) for k in keys}
-        arrays = {k: _fill_held(v, valid) for k, v in arrays.items()}
-    else:
-        arrays = {k: np.stack([results[i][k] for i in range(count)]) for k in keys}
-
+    arrays, valid = _apply_no_face_policy(results, valid, config.no_face)
     if config.smoothing is not None:
         arrays = {k: smooth_sequence(v, fps, config.smoothing) for k, v in arrays.items()}
     params = mix_parameters(source, arrays["pose"], arrays["exp"], arrays["jaw"], valid)

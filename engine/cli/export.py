@@ -1,0 +1,68 @@
+"""`mprt export`: every network to ONNX (opset 18), parity-checked in ONNX Runtime against torch."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export", help="export the networks to ONNX, checked against torch in ONNX Runtime",
+        description="Export guidance encoder (three encoders summed), reference net (features, or their "
+        "self-attention K/V projected with the denoising UNet's weights), denoising UNet3D, VAE encoder "
+        "and decoder to ONNX opset 18 with dynamic frames/batch axes. Each graph is run in ONNX Runtime "
+        "(CPU) against the torch module (fp32 tolerance 1e-4 relative, 1e-3 for the fp16-rounded reference "
+        "graph; fp16 graphs 2e-2); onnxslim's clean-up is kept only where that still holds. Writes "
+        "<graph>.<precision>.onnx (+ .data over 2 GB) and export.json, which `mprt build` reads.")
+    p.add_argument("--weights", required=True, help="model folder in upstream's layout (or mprt make-tiny-weights)")
+    p.add_argument("--out", required=True, help="output folder for the ONNX graphs and export.json")
+    p.add_argument("--fp16", action="store_true", help="also write fp16 graphs (converted from the fp32 ones)")
+    p.add_argument("--frames", default="1:12:32", help="frames per call MIN:OPT:MAX (default 1:12:32; max 32)")
+    p.add_argument("--batch", default="1:2:2", help="UNet batch MIN:OPT:MAX (default 1:2:2; 2 = CFG)")
+    p.add_argument("--size", default=None,
+                   help="output image size WxH or N, multiples of 64 (default 512, 128 for the tiny model)")
+    p.add_argument("--reference", choices=("kv", "features"), default="kv",
+                   help="reference graph output and UNet input: projected K/V (default; saves the projection "
+                   "every step and frame) or the 16 raw features")
+    p.add_argument("--no-slim", action="store_true", help="skip the onnxslim clean-up")
+    p.add_argument("--parity-frames", default="1,4,12",
+                   help="frame counts of the parity check, comma-separated (default 1,4,12), or 'none'")
+    p.add_argument("--overwrite", action="store_true", help="replace graphs already in --out")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.errors import InputError
+    from engine.graph_specs import AxisRange, ExportPlan
+    from engine.model import MagicPortraitModel
+    from engine.networks.config import tiny_config
+    from export.exporter import ExportOptions, export_all
+
+    model = MagicPortraitModel.from_weights(args.weights)
+    default = 128 if model.config.unet.block_out_channels == tiny_config().unet.block_out_channels else 512
+    plan = ExportPlan(image_size=_size(args.size, default), frames=AxisRange.parse(args.frames, "--frames"),
+                      batch=AxisRange.parse(args.batch, "--batch"),
+                      precisions=("fp32", "fp16") if args.fp16 else ("fp32",), reference_mode=args.reference)
+    if args.parity_frames.strip().lower() == "none":
+        frames = ()
+    else:
+        try:
+            frames = tuple(int(f) for f in args.parity_frames.split(","))
+        except ValueError:
+            raise InputError(f"--parity-frames {args.parity_frames!r}: expected comma-separated integers or 'none'")
+    reports = export_all(model, plan, args.out, ExportOptions(slim=not args.no_slim, parity_frames=frames,
+                                                              overwrite=args.overwrite))
+    print(f"wrote {len(reports)} graphs and export.json to {args.out}")
+    return 0
+
+
+def _size(text: str | None, default: int) -> tuple[int, int]:
+    """'WxH' or 'N' -> (H, W)."""
+    from engine.errors import InputError
+    if text is None:
+        return default, default
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (None, None)
+    except ValueError:
+        w = None
+    if w is None:
+        raise InputError(f"--size {text!r}: expected WxH or N (pixels)")
+    return h, w

@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     parser.add_argument("--upstream-frames", type=int, default=4, help="driving frames for upstream's path")
     parser.add_argument("--batch", type=int, default=8, help="engine batch size")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each path; best per stage (default 3)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for the per-stage runs (default: all cores but one, as `mprt track`)")
     args = parser.parse_args(argv)
     if args.frames < 2 or args.upstream_frames < 1 or args.repeats < 1:
         parser.error("--frames must be >= 2, --upstream-frames and --repeats >= 1")
@@ -131,7 +133,9 @@ def main(argv=None) -> int:
     from engine.flame.synthetic import synthetic_head
     from engine.guidance.pipeline import default_albedo
 
-    torch.set_num_threads(torch.get_num_threads())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads_default = torch.get_num_threads()
+    torch.set_num_threads(args.threads or max(1, cores - 1))
     encoders = random_encoders(0)
     head = synthetic_head(HEAD_TEMPLATE if HEAD_TEMPLATE.is_file() else None)
     albedo = default_albedo(head)
@@ -147,10 +151,9 @@ def main(argv=None) -> int:
         for best, run in ((engine, e), (upstream, u)):
             for stage in STAGES:
                 best.seconds[stage] = run.seconds[stage] if repeat == 0 else min(best.seconds[stage], run.seconds[stage])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     end_to_end = {}
     with tempfile.TemporaryDirectory() as cache:  # warm source cache, as on a second run
-        for threads in sorted({torch.get_num_threads(), max(1, cores - 1)}, reverse=True):
+        for threads in sorted({threads_default, max(1, cores - 1)}, reverse=True):
             def wall(n: int) -> float:
                 start = time.perf_counter()
                 track_driving_detailed(VIDEO, SOURCE, landmarker=LANDMARKER, encoders=encoders, config=TrackingConfig(
@@ -177,7 +180,7 @@ def main(argv=None) -> int:
                      "engine_ms_per_frame": per_frame * 1e3})
         rows.append({"stage": f"track_driving marginal per extra frame, {threads} torch threads",
                      "engine_ms_per_frame": marginal * 1e3})
-    meta = {**machine_info(), "torch_threads": torch.get_num_threads(), "engine_frames": args.frames,
+    meta = {**machine_info(), "torch_threads_per_stage_runs": torch.get_num_threads(), "engine_frames": args.frames,
             "upstream_frames": args.upstream_frames, "engine_batch": args.batch, "repeats": args.repeats,
             "head": head.name, "weights": "random (speed only)", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load_average_1min": round(os.getloadavg()[0], 2)}

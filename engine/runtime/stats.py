@@ -63,8 +63,8 @@ class RuntimeStats:
     def report(self, **context) -> dict:
         wall = time.perf_counter() - self.started
         steady = None
-        if self.first_output and self.last_output and self.frames_out > 1:
-            steady = (self.frames_out - 1) / max(self.last_output - self.first_output, 1e-9)
+        if self.first_output and self.last_output and self.last_output - self.first_output > 1e-3:
+            steady = (self.frames_out - 1) / (self.last_output - self.first_output)  # after the first frame
         return {**context,
                 "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped_input_frames": self.dropped,
                 "wall_s": round(wall, 4), "fps": round(self.fps(), 4),

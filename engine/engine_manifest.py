@@ -89,18 +89,26 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def write_manifest(manifest: EngineManifest, engine_path: str | os.PathLike) -> pathlib.Path:
-    """Write `<engine>.json` whole or not at all."""
-    path = manifest_path(engine_path)
+def write_atomic(path: str | os.PathLike, data: bytes | memoryview) -> pathlib.Path:
+    """Write `path` whole or not at all (temp file in the same folder, then rename), mode 0666 & ~umask."""
+    path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest.to_json(), f, indent=1)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_manifest(manifest: EngineManifest, engine_path: str | os.PathLike) -> pathlib.Path:
+    """Write `<engine>.json` whole or not at all."""
+    return write_atomic(manifest_path(engine_path), json.dumps(manifest.to_json(), indent=1).encode())
 
 
 def read_manifest(engine_path: str | os.PathLike) -> EngineManifest:

@@ -185,11 +185,10 @@ class GraphSpec:
                 raise InputError(f"{self.name}: input {t.name} has shape {tuple(arr.shape)}, expected "
                                  f"{self.describe_shape(t)}")
             for dim, want in zip(arr.shape, t.shape):
-                if isinstance(want, int):
-                    ok = dim == want
-                else:
-                    ok = axes.setdefault(want, dim) == dim and self.axes[want].contains(dim)
-                if not ok:
+                if isinstance(want, str) and axes.setdefault(want, dim) != dim:
+                    raise InputError(f"{self.name}: input {t.name} has {want}={dim}, but an earlier input has "
+                                     f"{axes[want]}")
+                if dim != want if isinstance(want, int) else not self.axes[want].contains(dim):
                     raise InputError(f"{self.name}: input {t.name} has shape {tuple(arr.shape)}, expected "
                                      f"{self.describe_shape(t)}")
         return axes

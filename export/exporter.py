@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import Callable
 
-from engine.engine_manifest import sha256_file
+from engine.engine_manifest import sha256_file, write_atomic
 from engine.errors import InputError
 from engine.graph_specs import EXPORT_MANIFEST, ExportPlan, GraphSpec, build_specs, find_spec, graph_names
 from engine.model import MagicPortraitModel
@@ -131,9 +131,4 @@ def write_export_manifest(out: pathlib.Path, plan: ExportPlan, specs: list[Graph
                           reports: list[GraphReport]) -> pathlib.Path:
     data = {"format": 1, "opset": OPSET, "plan": plan.to_json(), "graphs": [s.to_json() for s in specs],
             "reports": [r.to_json() for r in reports]}
-    path = out / EXPORT_MANIFEST
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{EXPORT_MANIFEST}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(out / EXPORT_MANIFEST, json.dumps(data, indent=1).encode())

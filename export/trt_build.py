@@ -20,11 +20,10 @@ import os
 import pathlib
 import shlex
 import subprocess
-import tempfile
 import time
 from typing import Callable
 
-from engine.engine_manifest import EngineManifest, sha256_file, write_manifest
+from engine.engine_manifest import EngineManifest, sha256_file, write_atomic, write_manifest
 from engine.errors import InputError, MprtError
 from engine.graph_specs import ExportedGraphs, GraphSpec, read_export_manifest
 
@@ -179,9 +178,9 @@ def build_engine(trt, exported: ExportedGraphs, spec: GraphSpec, out: pathlib.Pa
         raise EngineBuildError(f"{onnx_path}: TensorRT failed to build an engine (see its log above; a larger "
                                f"--workspace-gib than {options.workspace_gib} may help)")
     engine_path = out / engine_file(spec)
-    _write_atomic(engine_path, memoryview(serialized))
+    write_atomic(engine_path, memoryview(serialized))
     if cache is not None:
-        _write_atomic(cache_path, memoryview(config.get_timing_cache().serialize()))
+        write_atomic(cache_path, memoryview(config.get_timing_cache().serialize()))
     seconds = time.perf_counter() - start
     manifest = EngineManifest(
         graph=spec, io=tuple(_network_io(trt, network)),
@@ -249,14 +248,3 @@ def _check_network_io(network, spec: GraphSpec, onnx_path) -> None:
     names = [network.get_input(i).name for i in range(network.num_inputs)]
     if names != spec.input_names:
         raise EngineBuildError(f"{onnx_path}: TensorRT sees inputs {names}, the spec declares {spec.input_names}")
-
-
-def _write_atomic(path: pathlib.Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise

@@ -37,6 +37,7 @@ def test_track_writes_params_file(tracked):
     assert "RANDOM weights" in stderr and "2 frames, 0 without a face" in stdout
     params = FlameParams.load(out)
     assert params.num_frames == 2 and params.valid.all() and params.pose.shape == (2, 6)
+    assert "RANDOM" in params.model  # the file itself says its parameters are meaningless
 
 
 def test_track_refuses_to_overwrite(shared_dir, tracked, capsys):

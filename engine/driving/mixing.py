@@ -12,8 +12,11 @@ from engine.driving.source_code import SourceCode
 from engine.errors import InputError
 
 
+FLAME_MODEL_NAME = "FLAME 2020 (DECA + SMIRK parameters)"
+
+
 def mix_parameters(source: SourceCode, global_rot: np.ndarray, exp: np.ndarray, jaw: np.ndarray,
-                   valid: np.ndarray | None = None):
+                   valid: np.ndarray | None = None, model: str = FLAME_MODEL_NAME):
     """-> `engine.flame.FlameParams` with source constants and per-frame exp (F,50), pose (F,6)."""
     from engine.flame.params import FlameParams
 
@@ -29,5 +32,5 @@ def mix_parameters(source: SourceCode, global_rot: np.ndarray, exp: np.ndarray, 
         shape=np.asarray(source.shape, np.float32), tex=np.asarray(source.tex, np.float32),
         light=np.asarray(source.light, np.float32), cam=np.asarray(source.cam, np.float32),
         crop=np.asarray(source.crop, np.float32), exp=exp, pose=pose,
-        valid=None if valid is None else np.asarray(valid, dtype=bool),
+        valid=None if valid is None else np.asarray(valid, dtype=bool), model=model,
     )

@@ -24,7 +24,7 @@ from engine.driving.driving_encoder import DrivingEncoder, EncoderInputs, prepar
 from engine.driving.encoder_weights import EncoderPair, load_encoders, random_encoders
 from engine.driving.face_tracker import LANDMARKER_FILE, FaceTracker, FaceTrackerConfig
 from engine.driving.media import iter_driving_frames, video_fps
-from engine.driving.mixing import mix_parameters
+from engine.driving.mixing import FLAME_MODEL_NAME, mix_parameters
 from engine.driving.one_euro import OneEuroConfig, smooth_sequence
 from engine.driving.source_code import (
     SourceCode, encode_source_image, load_cached_source, save_cached_source, source_cache_key,
@@ -226,7 +226,8 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
     arrays, valid = _apply_no_face_policy(results, valid, config.no_face)
     if config.smoothing is not None:
         arrays = {k: smooth_sequence(v, fps, config.smoothing) for k, v in arrays.items()}
-    params = mix_parameters(source, arrays["pose"], arrays["exp"], arrays["jaw"], valid)
+    model = FLAME_MODEL_NAME + (" from RANDOM encoder weights" if encoders.random else "")
+    params = mix_parameters(source, arrays["pose"], arrays["exp"], arrays["jaw"], valid, model)
     return TrackingResult(params, count, no_face, from_cache, timing, fps)
 
 

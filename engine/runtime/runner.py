@@ -101,8 +101,9 @@ class StreamRuntime:
                         frame = next(iterator)
                 except StopIteration:
                     break
-                except MprtError as err:  # the source failed mid-stream: end the output cleanly
-                    error = f"source stopped after {stats.frames_in} frames: {err}"
+                except Exception as err:  # the source failed mid-stream (camera gone, corrupt file): end cleanly
+                    detail = str(err) if isinstance(err, MprtError) else f"{type(err).__name__}: {err}"
+                    error = f"source stopped after {stats.frames_in} frames: {detail}"
                     break
                 stats.frames_in += 1
                 pending.append(frame)

@@ -53,7 +53,11 @@ class DenoisingGraph(nn.Module):
         # (F, C0, h, w) rows -> (1, C0, F, h, w): the module broadcasts it over the batch.
         guidance = guidance.transpose(0, 1).unsqueeze(0)
         keep = use_reference > 0.5
-        return self.unet(sample, timestep, text_embedding, guidance, kv, keep)
+        v = self.unet(sample, timestep, text_embedding, guidance, kv, keep)
+        # Restate v's shape with the channel count as a constant: the module's reshape(b, f, -1, h, w)
+        # leaves TensorRT unable to infer that dim 1 is 4.
+        b, _, f, h, w = sample.shape
+        return v.reshape(b, self.unet.config.out_channels, f, h, w)
 
 
 class VaeGraph(nn.Module):

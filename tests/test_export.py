@@ -88,30 +88,32 @@ def test_unet_graph_independently_matches_torch(export_dir, tiny_model):
     assert np.abs(a[0] - b[0]).max() < 1e-5 and np.abs(a[1] - b[1]).max() > 1e-3
 
 
-def test_reference_features_mode_and_onnxslim_keep_parity(tiny_model, tmp_path):
-    """reference_mode "features": the UNet projects K/V itself; onnxslim kept where parity holds."""
+def test_onnxslim_is_kept_only_where_parity_holds(tiny_model, monkeypatch):
+    import export.parity
     from export.exporter import ExportOptions, _traced_and_slimmed
     from export.onnx_export import trace_to_onnx
     from export.wrappers import graph_module
-    plan = ExportPlan((128, 128), reference_mode="features")
-    specs = build_specs(tiny_model.config, plan)
-    assert [s.name for s in specs][1] == "reference_unet"
-    unet = find_spec(specs, "denoising_unet", "fp32")
-    assert "ref_feature_15" in unet.input_names and "ref_k_00" not in unet.input_names
-    spec = find_spec(specs, "guidance_encoder", "fp32")
+    spec = find_spec(build_specs(tiny_model.config, ExportPlan((128, 128))), "guidance_encoder", "fp32")
+    module = graph_module(tiny_model, spec)
+    options = ExportOptions(slim=True, parity_frames=(3,))
     notes = []
-    proto, slimmed = _traced_and_slimmed(graph_module(tiny_model, spec), spec, ExportOptions(parity_frames=(3,)),
-                                         notes.append)
-    raw = len(trace_to_onnx(graph_module(tiny_model, spec), spec).graph.node)
+    proto, slimmed = _traced_and_slimmed(module, spec, options, notes.append)
+    raw = len(trace_to_onnx(module, spec).graph.node)
     assert slimmed and len(proto.graph.node) < raw, notes
+    monkeypatch.setitem(export.parity.TOLERANCE, "fp32", 0.0)  # no graph can pass: the traced one is kept
+    proto, slimmed = _traced_and_slimmed(module, spec, options, notes.append)
+    assert not slimmed and len(proto.graph.node) == raw and "kept the traced graph" in notes[-1]
 
 
 def test_features_mode_reference_graph_matches_torch(tiny_model, tmp_path):
+    """reference_mode "features": reference_unet emits the 16 features, the UNet projects K/V itself."""
     from export.exporter import ExportOptions, export_all
     plan = ExportPlan((128, 128), frames=AxisRange(1, 2, 4), reference_mode="features")
     lines = []
     reports = export_all(tiny_model, plan, tmp_path, ExportOptions(slim=False, parity_frames=(2,)), lines.append)
     by_name = {r.name: r for r in reports}
+    unet = find_spec(build_specs(tiny_model.config, plan), "denoising_unet", "fp32")
+    assert "ref_feature_15" in unet.input_names and "ref_k_00" not in unet.input_names
     assert by_name["reference_unet"].parity[0].ok and by_name["denoising_unet"].parity[0].ok
     assert by_name["denoising_unet"].parity[0].max_rel <= 1e-4
     assert any("denoising_unet.fp32.onnx" in line and "MB" in line for line in lines)  # progress names size

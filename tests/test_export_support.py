@@ -16,7 +16,7 @@ def tiny_export(base: pathlib.Path) -> pathlib.Path:
     from engine.cli import main
     from engine.weights.tiny import ensure_tiny_weights
     out = base / "tiny_onnx"
-    rc = main(["export", "--weights", str(ensure_tiny_weights()), "--out", str(out), "--fp16", "--no-slim",
+    rc = main(["export", "--weights", str(ensure_tiny_weights()), "--out", str(out), "--fp16",
                "--parity-frames", ",".join(map(str, PARITY_FRAMES))])
     assert rc == 0
     return out

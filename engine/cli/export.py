@@ -9,7 +9,7 @@ def register(sub) -> None:
         "self-attention K/V projected with the denoising UNet's weights), denoising UNet3D, VAE encoder "
         "and decoder to ONNX opset 18 with dynamic frames/batch axes. Each graph is run in ONNX Runtime "
         "(CPU) against the torch module (fp32 tolerance 1e-4 relative, 1e-3 for the fp16-rounded reference "
-        "graph; fp16 graphs 2e-2); onnxslim's clean-up is kept only where that still holds. Writes "
+        "graph; fp16 graphs 2e-2); with --slim, onnxslim's clean-up is kept only where that still holds. Writes "
         "<graph>.<precision>.onnx (+ .data over 2 GB) and export.json, which `mprt build` reads.")
     p.add_argument("--weights", required=True, help="model folder in upstream's layout (or mprt make-tiny-weights)")
     p.add_argument("--out", required=True, help="output folder for the ONNX graphs and export.json")
@@ -21,7 +21,9 @@ def register(sub) -> None:
     p.add_argument("--reference", choices=("kv", "features"), default="kv",
                    help="reference graph output and UNet input: projected K/V (default; saves the projection "
                    "every step and frame) or the 16 raw features")
-    p.add_argument("--no-slim", action="store_true", help="skip the onnxslim clean-up")
+    p.add_argument("--slim", action="store_true",
+                   help="onnxslim clean-up (2-3x fewer nodes), kept per graph only where parity still holds; "
+                   "off by default: the slimmed UNet needs a much larger TensorRT workspace")
     p.add_argument("--parity-frames", default="1,4,12",
                    help="frame counts of the parity check, comma-separated (default 1,4,12), or 'none'")
     p.add_argument("--overwrite", action="store_true", help="replace graphs already in --out")
@@ -47,7 +49,7 @@ def run(args) -> int:
             frames = tuple(int(f) for f in args.parity_frames.split(","))
         except ValueError:
             raise InputError(f"--parity-frames {args.parity_frames!r}: expected comma-separated integers or 'none'")
-    reports = export_all(model, plan, args.out, ExportOptions(slim=not args.no_slim, parity_frames=frames,
+    reports = export_all(model, plan, args.out, ExportOptions(slim=args.slim, parity_frames=frames,
                                                               overwrite=args.overwrite))
     print(f"wrote {len(reports)} graphs and export.json to {args.out}")
     return 0

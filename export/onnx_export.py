@@ -41,12 +41,13 @@ def trace_to_onnx(module: torch.nn.Module, spec: GraphSpec):
 
 
 def to_precision(proto, spec: GraphSpec):
-    """A copy of the fp32 `proto` in `spec.precision`, checked against the spec's I/O."""
+    """The fp32 `proto` itself, or an fp16 copy of it; checked against the spec's I/O."""
     import onnx
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
+    out = proto
     if spec.precision == "fp16":
         from export.fp16 import convert_to_fp16
+        out = onnx.ModelProto()
+        out.CopyFrom(proto)  # the conversion works in place; the fp32 graph stays as it is
         convert_to_fp16(out, {t.name for t in spec.inputs if t.dtype == "float32"})
     check_graph_io(out, spec, spec.file_name)
     return out

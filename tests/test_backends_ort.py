@@ -27,7 +27,9 @@ def backends(tmp_path_factory):
     plan = ExportPlan(image_size=(SIZE, SIZE), frames=AxisRange(1, 8, 16))
     exporter.export_all(model, plan, out, exporter.ExportOptions(slim=False, parity_frames=()), progress=lambda s: None)
     text = read_text_embedding(ensure_tiny_weights())
-    yield TorchBackend(model), OrtBackend.from_export_dir(out, text, threads=1)
+    ort = OrtBackend.from_export_dir(out, text, threads=1)
+    ort.export_dir = out
+    yield TorchBackend(model), ort
     torch.set_num_threads(threads)
 
 
@@ -76,3 +78,23 @@ def test_runtime_on_ort_matches_runtime_on_torch(backends):
     assert outs[0].shape == outs[1].shape == (6, SIZE, SIZE, 3)
     diff = np.abs(outs[0] - outs[1])
     assert diff.max() <= 2 and diff.mean() < 0.01, (diff.max(), diff.mean())
+
+
+def test_animate_cli_on_onnxruntime(backends, tmp_path):
+    from PIL import Image
+
+    from engine.cli import main
+    from engine.guidance.folders import write_guidance_folders
+    from engine.io.video_writer import read_video_frames
+    rng = np.random.default_rng(2)
+    maps = {t: rng.integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    write_guidance_folders(tmp_path / "g", maps)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    out = tmp_path / "o.mp4"
+    common = ["animate", "--source", str(tmp_path / "p.png"), "--guidance", str(tmp_path / "g"), "--preset",
+              "realtime", "--steps", "2", "--backend", "onnxruntime", "--onnx", str(backends[1].export_dir)]
+    assert main(common + ["--out", str(out)]) == 0
+    assert read_video_frames(out)[0].shape == (3, SIZE, SIZE, 3)
+    frames_dir = tmp_path / "frames"
+    assert main(common + ["--frames-dir", str(frames_dir), "--size", "256"]) == 2  # not the export's size
+    assert not frames_dir.exists() and not list(tmp_path.glob(".*partial*"))

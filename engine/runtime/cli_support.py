@@ -110,9 +110,14 @@ def run_stream(args, backend, size: int, portrait, source, sinks, noise=None) ->
     """Identity once, then the stream; prints a summary, writes --report. Returns the report."""
     from engine.runtime.runner import StreamRuntime
     from engine.runtime.stats import StatusLine, write_json_report
-    settings = stream_settings(args)
-    runtime = StreamRuntime(backend, settings, size, seed=args.seed)
-    runtime.set_identity(portrait)
+    try:  # the sinks are open: a bad setting or portrait must not leave partial outputs behind
+        settings = stream_settings(args)
+        runtime = StreamRuntime(backend, settings, size, seed=args.seed)
+        runtime.set_identity(portrait)
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
     print(f"streaming {source.describe()} with preset {args.preset} ({settings.mode}, {settings.steps} steps) "
           f"on {backend.info.name} {backend.info.device} {backend.info.precision}", file=sys.stderr)
     report = runtime.run(source, sinks, StatusLine(force=args.status), noise=noise)

@@ -29,6 +29,16 @@ def _cudart():
     return cudart
 
 
+def _tensorrt():
+    """(module, name): TensorRT, or TensorRT-RTX (same Python API) where only that is installed."""
+    for name in ("tensorrt", "tensorrt_rtx"):
+        try:
+            return __import__(name), name
+        except ImportError:
+            continue
+    raise InputError("--backend tensorrt needs the tensorrt (or tensorrt_rtx) package") from None
+
+
 def _ok(result):
     """cuda-python calls return (err, *values); raise on error, return the values."""
     err, *values = result if isinstance(result, tuple) else (result,)
@@ -95,10 +105,7 @@ class _Engine:
 class TrtBackend(Backend):
     def __init__(self, engines: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
                  cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0):
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise InputError("--backend tensorrt needs the tensorrt package (pip install tensorrt)") from None
+        trt, _ = _tensorrt()
         self.cu = cu = _cudart()
         _ok(cu.cudaSetDevice(device))
         self.stream = _ok(cu.cudaStreamCreate())
@@ -131,13 +138,12 @@ class TrtBackend(Backend):
                         cuda_graphs: bool = True, device: int = 0) -> "TrtBackend":
         """`<graph>.<precision>.engine` files of `mprt build`, each checked against its manifest
         (TensorRT version, compute capability, file size) before it is deserialized."""
-        import tensorrt as trt
-
         from engine.engine_manifest import RuntimeTarget, load_checked
+        trt, module = _tensorrt()
         cu = _cudart()
         props = _ok(cu.cudaGetDeviceProperties(device))
         name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-        target = RuntimeTarget("tensorrt", trt.__version__, f"{props.major}.{props.minor}", name)
+        target = RuntimeTarget(module, trt.__version__, f"{props.major}.{props.minor}", name)
         engines = {}
         for path in sorted(pathlib.Path(directory).glob(f"*.{precision}.engine")):
             manifest = load_checked(path, target)

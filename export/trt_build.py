@@ -162,6 +162,7 @@ def build_engine(trt, exported: ExportedGraphs, spec: GraphSpec, out: pathlib.Pa
     fp16_flag = options.fp16 and not strongly_typed
     if fp16_flag:
         config.set_flag(trt.BuilderFlag.FP16)
+        _pin_fp32(trt, network, config, [t.name for t in spec.inputs if t.dtype == "float32"])
     if trt.__name__ == "tensorrt_rtx":
         config.num_compute_capabilities = 1
         config.set_compute_capability(_rtx_capability(trt, target.compute_capability), 0)
@@ -233,6 +234,32 @@ def _rtx_capability(trt, cc: str):
         raise InputError(f"--compute-capability {cc}: {trt.__name__} {trt.__version__} targets "
                          f"{', '.join(s[2:-1] + '.' + s[-1] for s in supported)}")
     return getattr(trt.ComputeCapability, member)
+
+
+def fp32_island_layers(trt, network, input_names: list[str]) -> list:
+    """Layers fed (transitively) by `input_names` up to the first weight layer: the timestep sinusoid and
+    the use_reference comparison, which must stay fp32 (see export/fp16.py for why)."""
+    weight_layers = {trt.LayerType.MATRIX_MULTIPLY, trt.LayerType.CONVOLUTION}
+    reached, island = set(input_names), []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        inputs = [layer.get_input(j) for j in range(layer.num_inputs)]
+        if layer.type in weight_layers or not any(t is not None and t.name in reached for t in inputs):
+            continue
+        island.append(layer)
+        reached.update(layer.get_output(j).name for j in range(layer.num_outputs))
+    return island
+
+
+def _pin_fp32(trt, network, config, fp32_inputs: list[str]) -> None:
+    """With the FP16 flag on an fp32 graph, keep the fp32 island in fp32 (TensorRT only: TensorRT-RTX
+    is strongly typed and has no FP16 flag)."""
+    for layer in fp32_island_layers(trt, network, fp32_inputs):
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            if layer.get_output(j).dtype == trt.float32:
+                layer.set_output_type(j, trt.float32)
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
 
 
 def _network_io(trt, network):

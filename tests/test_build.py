@@ -102,3 +102,16 @@ def test_full_tensorrt_without_a_gpu_says_what_to_do(export_dir, tmp_path, capsy
     assert main(["build", "--onnx", str(export_dir), "--out", str(tmp_path / "e"), "--backend", "tensorrt"]) == 2
     err = capsys.readouterr().err
     assert "no TensorRT module importable" in err or "--backend tensorrt_rtx --compute-capability" in err
+
+
+def test_fp32_island_is_the_timestep_sinusoid_and_cfg_switch(export_dir):
+    """What TensorRT's FP16 flag must leave in fp32 on an fp32 UNet graph (pinned by export/trt_build.py)."""
+    from export.trt_build import fp32_island_layers
+    logger = trt.Logger(trt.Logger.ERROR)
+    network = trt.Builder(logger).create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    assert trt.OnnxParser(network, logger).parse_from_file(str(export_dir / "denoising_unet.fp32.onnx"))
+    island = fp32_island_layers(trt, network, ["timestep", "use_reference"])
+    kinds = {layer.type for layer in island}
+    assert trt.LayerType.UNARY in kinds  # sin / cos / exp
+    assert not kinds & {trt.LayerType.MATRIX_MULTIPLY, trt.LayerType.CONVOLUTION}
+    assert 3 <= len(island) < network.num_layers // 20

@@ -139,3 +139,29 @@ def test_preview_skips_cleanly_without_a_display(monkeypatch):
 def test_quality_refuses_a_live_source():
     with pytest.raises(InputError, match="balanced or realtime"):
         runtime(preset="quality").run(Paced(3, 0.001), [])
+
+
+class Concurrent(FrameLocalBackend):
+    """Decode on the worker thread, slowly, to exercise the pipelined output stage."""
+    info = FrameLocalBackend.info.__class__(**{**vars(FrameLocalBackend.info), "concurrent_calls": True})
+
+    def decode(self, latents):
+        time.sleep(0.01)
+        return super().decode(latents)
+
+
+def test_pipelined_outputs_keep_order_and_match_inline(tmp_path):
+    from engine.io.video_writer import read_video_frames
+    outs = []
+    for backend in (FrameLocalBackend(), Concurrent()):
+        folder = tmp_path / f"f{len(outs)}"
+        report = runtime(backend, preset="balanced", steps=2, window=4, overlap=1).run(MapsSource(maps(11)),
+                                                                                        [FolderSink(folder)])
+        assert report["frames_out"] == 11
+        outs.append([p.read_bytes() for p in sorted(folder.iterdir())])
+    assert outs[0] == outs[1]
+    out = tmp_path / "ctrl-c.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        runtime(Concurrent(), steps=2, frames_per_stage=1).run(Paced(30, 0.001, interrupt_after=12),
+                                                               [VideoSink(out, 24)])
+    assert 1 <= len(read_video_frames(out)[0]) <= 12

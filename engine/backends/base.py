@@ -23,6 +23,7 @@ class BackendInfo:
     latent_channels: int = 4
     scale_factor: int = 8   # image pixels per latent pixel
     max_frames: int = 32    # longest window the denoiser accepts
+    concurrent_calls: bool = False  # decode may run on another thread during denoise (not on one CUDA stream)
 
 
 class Backend(abc.ABC):

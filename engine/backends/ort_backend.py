@@ -59,7 +59,8 @@ class OrtBackend(Backend):
         self.image_hw = (image[2], image[3])
         self.info = BackendInfo(name="onnxruntime", device=providers[0],
                                 precision=unet.precision.replace("fp", "float"), latent_channels=sample[1],
-                                scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max)
+                                scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max,
+                                concurrent_calls=providers[0] == "CPUExecutionProvider")
 
     @classmethod
     def from_export_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp32", device: str = "cpu",

@@ -15,7 +15,9 @@ class TorchBackend(Backend):
         self.info = BackendInfo(name="torch", device=str(model.device), precision=str(model.dtype).split(".")[-1],
                                 latent_channels=model.config.unet.in_channels,
                                 scale_factor=model.latent_scale_factor,
-                                max_frames=model.config.motion.max_frames)
+                                max_frames=model.config.motion.max_frames,
+                                # CPU: decode on a second core while the UNet runs; CUDA serialises anyway
+                                concurrent_calls=model.device.type == "cpu")
 
     @classmethod
     def from_weights(cls, root, device: str = "cpu", dtype: torch.dtype = torch.float32) -> "TorchBackend":

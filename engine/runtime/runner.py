@@ -7,9 +7,10 @@ per finished frame) -> sinks, with the identity's reference K/V computed once an
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import sys
-import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable
 
 import numpy as np
@@ -113,15 +114,19 @@ class StreamRuntime:
                 stats.dropped = getattr(frames, "dropped", 0)
             run.admit(pending)
             run.emit(sampler.finish())
+            run.outputs.drain()
         except KeyboardInterrupt:
+            run.outputs.stop()
             for sink in sinks:
                 sink.close(interrupted=True)
             raise
         except BaseException:
+            run.outputs.stop()
             for sink in sinks:
                 sink.abort()
             raise
         finally:
+            run.outputs.stop()
             if isinstance(frames, LatestOnly):
                 frames.close()
             source.close()
@@ -137,12 +142,14 @@ class StreamRuntime:
 
 
 class _Run:
-    """State of one run: arrival times by sequence number, and the encode/decode/write stages."""
+    """State of one run: arrival times by sequence number, and the encode / hand-to-outputs stages."""
 
     def __init__(self, rt: StreamRuntime, backend, sampler, sinks, stats: RuntimeStats, status):
-        self.rt, self.backend, self.sampler, self.sinks, self.stats, self.status = rt, backend, sampler, sinks, stats, status
+        self.rt, self.backend, self.sampler, self.stats = rt, backend, sampler, stats
         self.seq = 0
         self.arrived: dict[int, tuple[int, float]] = {}  # seq -> (source index, arrival time)
+        status_fn = (lambda: status.update(stats.status_line(sampler.in_flight()))) if status else None
+        self.outputs = _Outputs(backend, sinks, stats, status_fn, threaded=backend.info.concurrent_calls)
 
     def admit(self, frames: list[GuidanceFrame]) -> None:
         if not frames:
@@ -160,15 +167,45 @@ class _Run:
             self.emit(finished)
 
     def emit(self, finished: list[tuple[int, np.ndarray]]) -> None:
-        if not finished:
+        if finished:
+            self.outputs.submit([(*self.arrived.pop(seq), latent) for seq, latent in finished])
+
+
+class _Outputs:
+    """VAE decode + sink writes of finished frames, in order. With a backend that allows concurrent
+    calls they run on one worker thread, overlapping the next UNet call (at most `max_pending`
+    batches queued, so a slow decoder throttles the sampler instead of piling up latency)."""
+
+    def __init__(self, backend, sinks, stats: RuntimeStats, status_fn, threaded: bool, max_pending: int = 2):
+        self.backend, self.sinks, self.stats, self.status_fn = backend, sinks, stats, status_fn
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="mprt-decode") if threaded else None
+        self.pending: collections.deque[Future] = collections.deque()
+        self.max_pending = max_pending
+
+    def submit(self, items: list[tuple[int, float, np.ndarray]]) -> None:
+        if self.pool is None:
+            self._work(items)
             return
+        self.pending.append(self.pool.submit(self._work, items))
+        while self.pending and (len(self.pending) > self.max_pending or self.pending[0].done()):
+            self.pending.popleft().result()  # re-raises a decode/write error here
+
+    def _work(self, items) -> None:
         with self.stats.stage("decode", self.backend.synchronize):
-            images = self.backend.decode(np.stack([x for _, x in finished]))
+            images = self.backend.decode(np.stack([latent for _, _, latent in items]))
         with self.stats.stage("write"):
-            for (seq, _), image in zip(finished, images):
-                index, arrived = self.arrived.pop(seq)
+            for (index, arrived, _), image in zip(items, images):
                 for sink in self.sinks:
                     sink.write(index, image)
                 self.stats.output(arrived)
-        if self.status:
-            self.status.update(self.stats.status_line(self.sampler.in_flight()))
+        if self.status_fn:
+            self.status_fn()
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def stop(self) -> None:
+        """Cancel queued work and wait for the running one (before sinks are closed or aborted)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

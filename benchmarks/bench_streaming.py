@@ -190,7 +190,8 @@ def main(argv=None) -> int:
              "temporal_change: mean |frame[i+1] - frame[i]| in 8-bit levels.",
              "Latency in file mode counts from a frame's arrival at the runtime to its write; quality emits "
              "only after the whole clip, by design.", "Target (CPU, tiny): realtime >= 10x the offline throughput."]
-    columns = ["backend", "run", "mode", "steps", "cfg", "fps", "x_offline", "steady_fps", "x_offline_steady", "first_frame_s",
+    columns = ["backend", "run", "mode", "steps", "cfg", "fps", "x_offline", "steady_fps", "x_offline_steady",
+               "first_frame_s",
                "latency_p50_ms", "latency_p95_ms", "unet_calls", "unet_p50_ms", "guidance_p50_ms", "decode_p50_ms",
                "psnr_vs_quality_db", "temporal_change"]
     out_dir = pathlib.Path(args.out_dir)

@@ -1,4 +1,5 @@
-"""One-call GPU suite for a lent GPU machine (prints one table, writes benchmarks/results/streaming.gpu_suite.{json,md}):
+"""One-call GPU suite for a lent GPU machine; prints one table and writes
+benchmarks/results/streaming.gpu_suite.{json,md}:
 
   1. torch-CUDA backend at FULL size (ModelConfig(): SD1.5 UNet3D + motion modules, reference UNet,
      guidance encoders, SD VAE) in fp16 with random weights built directly (no files): per-stage timings
@@ -139,7 +140,8 @@ def kernel_rows(size: int) -> list[dict]:
              for k in ("depth", "normal", "render")}
     differ = float(np.mean([np.mean(getattr(cuda, k) != getattr(host, k)) for k in ("depth", "normal", "render")]))
     kernel.close()
-    return [{"part": "guidance kernel", "what": f"8 frames {size}px: CUDA {cuda_ms:.2f} ms vs CPU twin {host_ms:.1f} ms",
+    what = f"8 frames {size}px: CUDA {cuda_ms:.2f} ms vs CPU twin {host_ms:.1f} ms"
+    return [{"part": "guidance kernel", "what": what,
              "p50_ms": round(cuda_ms, 2), "max_abs_diff": max(diffs.values()), "fraction_differing": round(differ, 6)}]
 
 

@@ -1,6 +1,6 @@
-"""Helpers for the runtime tests (no tests here). A frame-local stand-in backend: v of each frame depends only on that frame's
-latent, timestep, guidance and whether it sees the reference, so every sampling mode must give each
-frame exactly what a one-frame DDIM loop gives it."""
+"""Helpers for the runtime tests (no tests here). A frame-local stand-in backend: v of each frame
+depends only on that frame's latent, timestep, guidance and whether it sees the reference, so every
+sampling mode must give each frame exactly what a one-frame DDIM loop gives it."""
 from __future__ import annotations
 
 import numpy as np

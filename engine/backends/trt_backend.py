@@ -129,7 +129,8 @@ class TrtBackend(Backend):
         sample = unet.inputs[0].shape
         image = self.engines["vae_decoder"].spec.outputs[0].shape
         self.image_hw = (image[2], image[3])
-        self.info = BackendInfo(name="tensorrt", device=f"cuda:{device}", precision=unet.precision.replace("fp", "float"),
+        self.info = BackendInfo(name="tensorrt", device=f"cuda:{device}",
+                                precision=unet.precision.replace("fp", "float"),
                                 latent_channels=sample[1], scale_factor=image[2] // sample[3],
                                 max_frames=unet.axes["frames"].max)
 

@@ -18,7 +18,8 @@ def register(sub) -> None:
     cam = p.add_mutually_exclusive_group(required=True)
     cam.add_argument("--webcam", type=int, metavar="N", help="camera index (needs opencv-python)")
     cam.add_argument("--video", metavar="FILE", help="a driving video played in real time (for testing)")
-    p.add_argument("--landmarker", metavar="PATH", help="MediaPipe face_landmarker.task (default: in --driving-weights)")
+    p.add_argument("--landmarker", metavar="PATH",
+                   help="MediaPipe face_landmarker.task (default: the one in --driving-weights)")
     d = p.add_mutually_exclusive_group()
     d.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
     d.add_argument("--random-encoders", action="store_true",
@@ -47,12 +48,14 @@ def run(args) -> int:
     from engine.runtime.sinks import display_available
 
     if not stream_settings(args).is_causal:
-        raise InputError(f"--preset {args.preset}: needs the whole clip; live input needs --preset balanced or realtime")
+        raise InputError(f"--preset {args.preset}: needs the whole clip; live input needs --preset balanced "
+                         "or realtime")
     if args.out:
         check_output_path(args.out, args.overwrite)
     if not (args.out or args.frames_dir):
         if not display_available():
-            raise InputError("no output: there is no display for a preview here; give --out VIDEO.mp4 or --frames-dir DIR")
+            raise InputError("no output: there is no display for a preview here; give --out VIDEO.mp4 or "
+                             "--frames-dir DIR")
         args.preview = True
     portrait = read_rgb_image(args.source)
     landmarker = resolve_landmarker(args.landmarker, args.driving_weights)

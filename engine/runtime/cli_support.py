@@ -81,7 +81,8 @@ def _text_embedding(args):
     try:
         from engine.weights.tiny import ensure_tiny_weights
     except ImportError:
-        raise InputError(f"--backend {args.backend} without torch: pass --weights DIR (for its text embedding)") from None
+        raise InputError(f"--backend {args.backend} without torch: pass --weights DIR "
+                         "(for its text embedding)") from None
     print("note: no --weights given: using the tiny model's text embedding", file=sys.stderr)
     return read_text_embedding(ensure_tiny_weights()), True
 

@@ -54,7 +54,8 @@ class StreamRuntime:
 
     def set_identity(self, image_rgb_u8: np.ndarray) -> bool:
         """Reference features + K/V for this portrait, computed once per identity. True if cached."""
-        key = hashlib.sha1(np.ascontiguousarray(image_rgb_u8).tobytes()).hexdigest() + f"-{image_rgb_u8.shape}-{self.size}"
+        digest = hashlib.sha1(np.ascontiguousarray(image_rgb_u8).tobytes()).hexdigest()
+        key = f"{digest}-{image_rgb_u8.shape}-{self.size}"
         cached = key in self._identities
         if not cached:
             self._identities[key] = self.backend.encode_reference(image_rgb_u8, (self.size, self.size))

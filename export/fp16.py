@@ -26,12 +26,11 @@ def convert_to_fp16(proto, fp32_inputs: set[str]):
     g = proto.graph
     types = _float_tensors(proto)
     island_tensors = set(fp32_inputs)
-    island_nodes = []
-    for node in g.node:  # graph nodes are topologically sorted
+    island = set()  # node indices
+    for k, node in enumerate(g.node):  # graph nodes are topologically sorted
         if node.op_type not in WEIGHT_OPS and any(i in island_tensors for i in node.input):
-            island_nodes.append(node)
+            island.add(k)
             island_tensors.update(node.output)
-    island_ids = {id(n) for n in island_nodes}
 
     # Initializers / Constant outputs read by the island keep an fp32 copy of their own.
     init = {t.name: t for t in g.initializer}
@@ -56,8 +55,8 @@ def convert_to_fp16(proto, fp32_inputs: set[str]):
             new_nodes.append(helper.make_node("Cast", [name], [out], to=to, name=f"{out}_cast"))
         return out
 
-    for node in g.node:
-        in_island = id(node) in island_ids
+    for k, node in enumerate(g.node):
+        in_island = k in island
         for idx, name in enumerate(node.input):
             if name not in types:
                 continue  # not a float tensor

@@ -17,7 +17,7 @@ def register(sub) -> None:
                    help="TensorRT module (default auto: tensorrt if importable, else tensorrt_rtx)")
     p.add_argument("--compute-capability", default=None,
                    help="target GPU, e.g. 8.9 (tensorrt_rtx only; default: the GPU present)")
-    p.add_argument("--precision", default=None, choices=("fp16", "fp32", "fp16,fp32"),
+    p.add_argument("--precision", default=None, choices=("fp16", "fp32", "fp16,fp32"), metavar="fp16|fp32|fp16,fp32",
                    help="which exported graphs to build (default fp16 if exported, else fp32; fp32 graphs "
                    "get TensorRT's FP16 flag unless --no-fp16)")
     p.add_argument("--graphs", default=None, help="comma-separated graph names (default: all exported)")

@@ -59,7 +59,7 @@ def temporal_change(frames: np.ndarray) -> float:
     return float(np.mean(np.abs(np.diff(frames.astype(np.int16), axis=0))))
 
 
-def run_preset(backend, preset: str, portrait, maps, size: int, seed: int, overrides=None):
+def run_preset(backend, preset: str, portrait, maps, size: int, seed: int, overrides=None, source=None):
     from engine.runtime.presets import preset_settings
     from engine.runtime.runner import StreamRuntime
     from engine.runtime.sources import MapsSource
@@ -67,7 +67,7 @@ def run_preset(backend, preset: str, portrait, maps, size: int, seed: int, overr
     runtime.set_identity(portrait)
     sink = Collect()
     t0 = time.perf_counter()
-    report = runtime.run(MapsSource(maps), [sink])
+    report = runtime.run(source or MapsSource(maps), [sink])
     return np.stack(sink.frames), report, time.perf_counter() - t0
 
 

@@ -165,3 +165,13 @@ def test_pipelined_outputs_keep_order_and_match_inline(tmp_path):
         runtime(Concurrent(), steps=2, frames_per_stage=1).run(Paced(30, 0.001, interrupt_after=12),
                                                                [VideoSink(out, 24)])
     assert 1 <= len(read_video_frames(out)[0]) <= 12
+
+
+def test_paced_maps_source_is_live_and_drops_under_load():
+    from engine.runtime.sources import PacedMapsSource
+    source = PacedMapsSource(maps(40), fps=400.0)
+    with pytest.raises(TypeError):
+        len(source)
+    report = runtime(SlowBackend(), steps=2, frames_per_stage=1).run(source, [])
+    assert report["dropped_input_frames"] > 0 and report["frames_in"] + report["dropped_input_frames"] == 40
+    assert "live at 400 fps" in report["source"]

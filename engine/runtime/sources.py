@@ -59,6 +59,30 @@ class MapsSource(FrameSource):
         return f"{self.name} ({len(self)} frames)"
 
 
+class PacedMapsSource(MapsSource):
+    """In-memory maps released at `fps` as a camera would (live: the runtime drops stale frames when
+    it falls behind). For measuring latency and throughput under real-time input."""
+    live = True
+
+    def __init__(self, maps: dict[str, np.ndarray], fps: float, name: str = "paced guidance maps"):
+        super().__init__(maps, name, fps)
+
+    def __len__(self) -> int:
+        raise TypeError("a live source has no known length")
+
+    def frames(self) -> Iterator[GuidanceFrame]:
+        count = len(self.maps[GUIDANCE_TYPES[0]])
+        start = time.perf_counter()
+        for i in range(count):
+            delay = start + i / self.fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            yield GuidanceFrame(i, {t: self.maps[t][i] for t in GUIDANCE_TYPES})
+
+    def describe(self) -> str:
+        return f"{self.name} (live at {self.fps:g} fps)"
+
+
 def guidance_folder_source(folder, max_frames: int | None = None) -> MapsSource:
     """Upstream's layout <dir>/{depth,normal,render}/<frames> (engine.guidance.folders)."""
     from engine.guidance.folders import read_guidance_folders

@@ -79,7 +79,7 @@ def test_pickled_code_is_refused(weights_copy):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
-    (weights_copy / "reference_unet.pth").write_bytes(pickle.dumps({"x": Evil()}))
+    (weights_copy / "reference_unet.pth").write_bytes(pickle.dumps({"x": Evil()}, protocol=2))
     with pytest.raises(CheckpointError, match="reference_unet.pth"):
         MagicPortraitModel.from_weights(weights_copy)
 

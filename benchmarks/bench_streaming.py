@@ -67,7 +67,7 @@ def run_preset(backend, preset: str, portrait, maps, size: int, seed: int, overr
     runtime.set_identity(portrait)
     sink = Collect()
     t0 = time.perf_counter()
-    report = runtime.run(source or MapsSource(maps), [sink])
+    report = runtime.run(source if source is not None else MapsSource(maps), [sink])
     return np.stack(sink.frames), report, time.perf_counter() - t0
 
 

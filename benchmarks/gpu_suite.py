@@ -54,41 +54,41 @@ def full_size_random_model(device: str, dtype):
     return model.to(device, dtype)
 
 
-def cuda_timed(fn, repeats: int = 5) -> dict:
-    import torch
+def timed(fn, sync, repeats: int = 5) -> dict:
+    """p50 / min wall time of fn() after one warm-up call; `sync` waits for the device."""
     fn()
-    torch.cuda.synchronize()
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - t0)
     return {"p50_ms": round(float(np.median(times)) * 1000, 2), "min_ms": round(min(times) * 1000, 2)}
 
 
-def stage_rows(backend, size: int) -> list[dict]:
-    """Per-stage timings of the backend at full size."""
+def stage_rows(backend, size: int, label: str) -> list[dict]:
+    """Per-stage timings of the backend."""
     rng = np.random.default_rng(0)
     portrait = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     maps1 = {t: rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
     maps8 = {t: np.repeat(m, 8, axis=0) for t, m in maps1.items()}
     identity = backend.encode_reference(portrait, (size, size))
     h = size // 8
-    rows = [{"part": "stage", "what": "reference (once per identity)",
-             **cuda_timed(lambda: backend.encode_reference(portrait, (size, size)))},
-            {"part": "stage", "what": "guidance encode, 8 frames",
-             **cuda_timed(lambda: backend.encode_guidance(maps8))},
-            {"part": "stage", "what": "VAE decode, 1 frame",
-             **cuda_timed(lambda: backend.decode(rng.standard_normal((1, 4, h, h)).astype(np.float32)))}]
+    sync, part = backend.synchronize, f"stages ({label})"
+    rows = [{"part": part, "what": "reference (once per identity)",
+             **timed(lambda: backend.encode_reference(portrait, (size, size)), sync)},
+            {"part": part, "what": "guidance encode, 8 frames", **timed(lambda: backend.encode_guidance(maps8), sync)},
+            {"part": part, "what": "VAE decode, 1 frame",
+             **timed(lambda: backend.decode(rng.standard_normal((1, 4, h, h)).astype(np.float32)), sync)}]
     features = backend.encode_guidance(maps8) * 4  # 32 frames of features
     for batch, frames in ((1, 4), (1, 8), (2, 8), (2, 12), (1, 16)):
         x = rng.standard_normal((batch, 4, frames, h, h)).astype(np.float32)
         t = np.full((batch, frames), 500)
         keep = np.array([False, True][-batch:])
-        r = cuda_timed(lambda: backend.denoise(x, t, features[:frames], identity, keep))
+        r = timed(lambda: backend.denoise(x, t, features[:frames], identity, keep), sync)
         r["per_frame_eval_ms"] = round(r["p50_ms"] / (batch * frames), 2)
-        rows.append({"part": "stage", "what": f"UNet3D batch {batch} x {frames} frames", **r})
+        rows.append({"part": part, "what": f"UNet3D batch {batch} x {frames} frames", **r})
     return rows
 
 
@@ -152,10 +152,31 @@ def kernel_rows(size: int) -> list[dict]:
              "p50_ms": round(cuda_ms, 2), "max_abs_diff": max(diffs.values()), "fraction_differing": round(differ, 6)}]
 
 
+def tensorrt_rows(args) -> list[dict]:
+    if not args.engines:
+        return [{"part": "tensorrt", "what": "skipped: no --engines DIR (`mprt export` + `mprt build` make them)"}]
+    from engine.backends.trt_backend import TrtBackend
+    rng = np.random.default_rng(0)
+    text = rng.standard_normal((1, 77, 768)).astype(np.float32)
+    rows = []
+    for graphs in (True, False):
+        backend = TrtBackend.from_engine_dir(args.engines, text, args.engine_precision, cuda_graphs=graphs)
+        label = f"TensorRT {args.engine_precision}, CUDA graphs {'on' if graphs else 'off'}"
+        size = backend.image_hw[0]
+        rows += stage_rows(backend, size, label)
+        if graphs:
+            rows += runtime_rows(backend, size, args.frames, True, label)
+        backend.close()
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="GPU suite: full-size torch-CUDA fp16, streaming runtime, guidance kernel")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--skip-quality", action="store_true", help="skip the (slow) quality preset at full size")
+    p.add_argument("--engines", metavar="DIR", help="also run TensorRT engines of `mprt build` (full size, random "
+                   "weights are fine: speed only); text embedding random")
+    p.add_argument("--engine-precision", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--out-dir", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
     import torch
@@ -167,10 +188,11 @@ def main(argv=None) -> int:
         meta["gpu"] = torch.cuda.get_device_name(0)
         model = full_size_random_model("cuda", torch.float16)
         backend = TorchBackend(model)
-        rows += stage_rows(backend, 512)
+        rows += stage_rows(backend, 512, "full size, torch CUDA fp16")
         rows += runtime_rows(backend, 512, args.frames, args.skip_quality, "full size, torch CUDA fp16")
         del backend, model
         torch.cuda.empty_cache()
+        rows += tensorrt_rows(args)
     else:
         meta["gpu"] = None
         rows.append({"part": "torch CUDA full size", "what": "skipped: no CUDA device (torch.cuda.is_available() "
@@ -179,6 +201,7 @@ def main(argv=None) -> int:
         from engine.weights.tiny import ensure_tiny_weights
         torch.set_num_threads(1)
         tiny = TorchBackend(MagicPortraitModel.from_weights(ensure_tiny_weights()))
+        rows += stage_rows(tiny, 128, "tiny, CPU")
         rows += runtime_rows(tiny, 128, min(args.frames, 12), True, "tiny, CPU")
     rows += kernel_rows(512)
     columns = ["part", "what", "p50_ms", "min_ms", "per_frame_eval_ms", "fps", "steady_fps", "latency_p50_ms",

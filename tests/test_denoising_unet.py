@@ -79,3 +79,21 @@ def test_rejects_too_many_frames_and_bad_sizes(tiny_model):
         unet(torch.zeros(1, 4, 2, 12, 12), torch.tensor(1), text, None, None)
     with pytest.raises(InputError, match="timestep"):
         unet(torch.zeros(1, 4, 2, 8, 8), torch.zeros(3, 3), text, None, None)
+
+
+@torch.no_grad()
+def test_fp16_networks_agree_with_fp32(tiny_model, inputs):
+    """Half precision (the GPU path) runs end to end; agreement stated at 1e-2 relative."""
+    import copy
+    unet16 = copy.deepcopy(tiny_model.denoising_unet).half()
+    ref16 = copy.deepcopy(tiny_model.reference_unet).half()
+    text = tiny_model.text_embedding
+    x, g = inputs["x"], inputs["guidance"]
+    ref_latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    kv32 = tiny_model.denoising_unet.project_reference(tiny_model.reference_unet(ref_latents, text))
+    kv16 = unet16.project_reference(ref16(ref_latents.half(), text.half()))
+    use = torch.tensor([False, True])
+    out32 = tiny_model.denoising_unet(x, torch.tensor(700), text, g, kv32, use)
+    out16 = unet16(x.half(), torch.tensor(700), text.half(), g.half(), kv16, use)
+    assert out16.dtype == torch.float16
+    assert ((out16.float() - out32).abs().max() / out32.abs().max()).item() < 1e-2

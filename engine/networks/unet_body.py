@@ -136,7 +136,9 @@ class UNetBody(nn.Module):
         return [self.get_submodule(n.rsplit(".transformer_blocks.0", 1)[0]) for n in self.transformer_names()]
 
     def time_embed(self, timesteps: torch.Tensor) -> torch.Tensor:
-        return self.time_embedding(timestep_sinusoid(timesteps, self.config.block_out_channels[0]))
+        # The sinusoid is computed in fp32 (timesteps up to 999 need it), then cast to the weights' dtype.
+        emb = timestep_sinusoid(timesteps, self.config.block_out_channels[0])
+        return self.time_embedding(emb.to(self.conv_in.weight.dtype))
 
     def run(self, x: torch.Tensor, temb: torch.Tensor, frames: int, transform: TransformFn,
             stop_after_transformer: int | None = None) -> torch.Tensor:

@@ -27,6 +27,12 @@ def register(sub) -> None:
     p.add_argument("--parity-frames", default="1,4,12",
                    help="frame counts of the parity check, comma-separated (default 1,4,12), or 'none'")
     p.add_argument("--overwrite", action="store_true", help="replace graphs already in --out")
+    d = p.add_mutually_exclusive_group()
+    d.add_argument("--driving-weights", metavar="DIR",
+                   help="also export the driving encoders (DECA coarse, SMIRK expression) from DIR holding "
+                   "deca_model.tar and SMIRK_em1.pt, parity-checked in ONNX Runtime (1e-4 relative)")
+    d.add_argument("--random-driving-encoders", action="store_true",
+                   help="also export the driving encoders with random weights (for tests and demos)")
     p.set_defaults(func=run)
 
 
@@ -37,6 +43,10 @@ def run(args) -> int:
     from engine.networks.config import tiny_config
     from export.exporter import ExportOptions, export_all
 
+    driving = None
+    if args.driving_weights or args.random_driving_encoders:  # checked first: fail before the long export
+        from engine.driving.encoder_weights import load_encoders, random_encoders
+        driving = random_encoders() if args.random_driving_encoders else load_encoders(args.driving_weights)
     model = MagicPortraitModel.from_weights(args.weights)
     default = 128 if model.config.unet.block_out_channels == tiny_config().unet.block_out_channels else 512
     plan = ExportPlan(image_size=_size(args.size, default), frames=AxisRange.parse(args.frames, "--frames"),
@@ -52,6 +62,11 @@ def run(args) -> int:
     reports = export_all(model, plan, args.out, ExportOptions(slim=args.slim, parity_frames=frames,
                                                               overwrite=args.overwrite))
     print(f"wrote {len(reports)} graphs and export.json to {args.out}")
+    if driving is not None:
+        from export.driving_encoders import export_driving_encoders
+        for r in export_driving_encoders(driving, args.out, overwrite=args.overwrite):
+            print(f"  {r['graph']}: {r['bytes'] / 2**20:.1f} MB, max rel. error {r['max_rel_error']:.1e}"
+                  + (" (random weights)" if r["random_weights"] else ""))
     return 0
 
 

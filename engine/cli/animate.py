@@ -58,7 +58,7 @@ def open_source(args):
         return guidance_folder_source(args.guidance, args.max_frames)
     from engine.flame.params import FlameParams
     return FlameParamsSource(FlameParams.load(args.flame), load_head_model(args.head_model), max_frames=args.max_frames,
-                             name=f"FLAME params {args.flame}")
+                             name=f"FLAME params {args.flame}", renderer=args.render_backend)
 
 
 def load_head_model(path):

@@ -47,5 +47,5 @@ def run(args) -> int:
     params = demo_flame_params(args.frames)
     portrait = render_guidance_maps(slice_params(params, 0, 1), head)["render"][0]  # the head stands in for a photo
     print(f"synthetic head and portrait ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    stream(args, portrait, FlameParamsSource(params, head, name="built-in head motion"))
+    stream(args, portrait, FlameParamsSource(params, head, name="built-in head motion", renderer=args.render_backend))
     return 0

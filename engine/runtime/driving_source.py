@@ -79,8 +79,10 @@ class DrivingSource(FrameSource):
     live = True
 
     def __init__(self, camera: Iterator[RgbFrame], to_params: Callable[[np.ndarray, int], object], flame_model,
-                 name: str = "camera", fps: float | None = None):
+                 name: str = "camera", fps: float | None = None, renderer="reference"):
+        from engine.guidance.pipeline import resolve_backend
         self.camera, self.to_params, self.flame_model, self.name, self.fps = camera, to_params, flame_model, name, fps
+        self.renderer = resolve_backend(renderer)  # once: the CUDA kernel loads its module here
         self.no_face = 0
         self.camera_dropped = 0
 
@@ -98,7 +100,7 @@ class DrivingSource(FrameSource):
                 if params is None:
                     continue
                 last = params
-                maps = render_guidance_maps(params, self.flame_model)
+                maps = render_guidance_maps(params, self.flame_model, backend=self.renderer)
                 yield GuidanceFrame(index, {t: maps[t][0] for t in GUIDANCE_TYPES}, arrived)
         finally:
             newest.close()

@@ -95,9 +95,14 @@ def guidance_folder_source(folder, max_frames: int | None = None) -> MapsSource:
 class FlameParamsSource(FrameSource):
     """FLAME parameters rendered to guidance maps chunk by chunk as the runtime asks for frames."""
 
-    def __init__(self, params, flame_model, chunk: int = 8, max_frames: int | None = None, name: str = "FLAME params"):
+    def __init__(self, params, flame_model, chunk: int = 8, max_frames: int | None = None, name: str = "FLAME params",
+                 renderer="reference"):
+        """renderer: a name of engine.guidance.pipeline.resolve_backend ("reference", "host", "cuda") or a
+        callable RasterInputs -> GuidanceMaps (resolved once here, not per chunk)."""
+        from engine.guidance.pipeline import resolve_backend
         params.validate(name)
         self.params, self.flame_model, self.chunk, self.name = params, flame_model, chunk, name
+        self.renderer = resolve_backend(renderer)
         self.count = min(params.num_frames, max_frames or params.num_frames)
 
     def __len__(self) -> int:
@@ -107,7 +112,8 @@ class FlameParamsSource(FrameSource):
         from engine.guidance.pipeline import render_guidance_maps
         for start in range(0, self.count, self.chunk):
             stop = min(start + self.chunk, self.count)
-            maps = render_guidance_maps(slice_params(self.params, start, stop), self.flame_model)
+            maps = render_guidance_maps(slice_params(self.params, start, stop), self.flame_model,
+                                        backend=self.renderer)
             for j in range(stop - start):
                 yield GuidanceFrame(start + j, {t: maps[t][j] for t in GUIDANCE_TYPES})
 

@@ -98,3 +98,49 @@ def test_animate_cli_on_onnxruntime(backends, tmp_path):
     frames_dir = tmp_path / "frames"
     assert main(common + ["--frames-dir", str(frames_dir), "--size", "256"]) == 2  # not the export's size
     assert not frames_dir.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path, monkeypatch):
+    """TrtBackend over emulated cuda-python + TensorRT (tests/test_backends_fake_cuda.py) running the same
+    ONNX graphs: buffers, copies, the feature ring and CUDA-graph replay must reproduce ORT exactly
+    (same graphs, same numbers: 1e-6), here and through the runtime."""
+    from engine.backends.trt_backend import TrtBackend
+    from engine.graph_specs import read_export_manifest
+    from test_backends_fake_cuda import install
+    cudart = install(monkeypatch)
+    ort = backends[1]
+    engines = {}
+    for spec in read_export_manifest(str(ort.export_dir)).specs:
+        fake = tmp_path / f"{spec.name}.engine"
+        fake.write_text(str(ort.export_dir / spec.file_name))  # the emulated engine runs this graph
+        engines[spec.name] = (spec, fake)
+    trt = TrtBackend(engines, ort.text, cuda_graphs=True, feature_slots=12)
+    rng = np.random.default_rng(3)
+    portrait = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    it, io = trt.encode_reference(portrait, (SIZE, SIZE)), ort.encode_reference(portrait, (SIZE, SIZE))
+    maps = {t: rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    gt, go = trt.encode_guidance(maps), ort.encode_guidance(maps)
+    x = rng.standard_normal((2, 4, 5, 16, 16)).astype(np.float32)
+    t = np.array([[999, 749, 499, 249, 10]] * 2)
+    keep = np.array([False, True])
+    for _ in range(2):  # capture, then replay
+        np.testing.assert_allclose(trt.denoise(x, t, gt, it, keep), ort.denoise(x, t, go, io, keep), atol=1e-6)
+    assert cudart.graph_launches == 2
+    np.testing.assert_array_equal(trt.decode(x[0].transpose(1, 0, 2, 3)), ort.decode(x[0].transpose(1, 0, 2, 3)))
+    trt.encode_guidance({k: np.repeat(v, 2, axis=0) for k, v in maps.items()})  # 10 more: slots 0..4 reused
+    with pytest.raises(RuntimeError, match="feature slot"):
+        trt.denoise(x, t, gt, it, keep)
+
+    from engine.runtime.presets import preset_settings
+    from engine.runtime.runner import StreamRuntime
+    from engine.runtime.sources import MapsSource
+    from test_runtime_equivalence import Collect
+    outs = []
+    for backend in (trt, ort):
+        rt = StreamRuntime(backend, preset_settings("realtime", steps=2, frames_per_stage=2), SIZE)
+        rt.set_identity(portrait)
+        sink = Collect()
+        rt.run(MapsSource(maps), [sink])
+        outs.append(np.stack(sink.frames))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    trt.close()

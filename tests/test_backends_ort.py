@@ -2,6 +2,8 @@
 export/ (graph I/O from engine/graph_specs.py). Tolerances: guidance features and v 1e-4 absolute,
 reference K/V 2e-3 relative to their scale (the reference features are fp16-rounded, networks.md,
 so a value on a rounding boundary may round the other way), decoded frames within 1 level."""
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -109,12 +111,16 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
     from test_backends_fake_cuda import install
     cudart = install(monkeypatch)
     ort = backends[1]
-    engines = {}
+    from engine.engine_manifest import EngineManifest, EngineMismatchError, write_manifest
     for spec in read_export_manifest(str(ort.export_dir)).specs:
-        fake = tmp_path / f"{spec.name}.engine"
+        fake = tmp_path / f"{spec.name}.{spec.precision}.engine"
         fake.write_text(str(ort.export_dir / spec.file_name))  # the emulated engine runs this graph
-        engines[spec.name] = (spec, fake)
-    trt = TrtBackend(engines, ort.text, cuda_graphs=True, feature_slots=12)
+        write_manifest(EngineManifest(
+            graph=spec, io=(), tensorrt={"module": "tensorrt", "version": "10.0-emulated"},
+            target={"gpu_name": "Emulated H100", "compute_capability": "9.0"}, onnx={},
+            engine={"file": fake.name, "bytes": fake.stat().st_size}, build={}, rebuild_command="mprt build"), fake)
+    # A small feature ring, to see its reuse detected below.
+    trt = TrtBackend.from_engine_dir(tmp_path, ort.text, precision="fp32", cuda_graphs=True, feature_slots=12)
     rng = np.random.default_rng(3)
     portrait = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
     it, io = trt.encode_reference(portrait, (SIZE, SIZE)), ort.encode_reference(portrait, (SIZE, SIZE))
@@ -144,3 +150,7 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
         outs.append(np.stack(sink.frames))
     np.testing.assert_array_equal(outs[0], outs[1])
     trt.close()
+    monkeypatch.setattr(cudart, "cudaGetDeviceProperties",
+                        lambda d: (0, types.SimpleNamespace(name=b"Other GPU", major=8, minor=9)))
+    with pytest.raises(EngineMismatchError, match="compute capability"):
+        TrtBackend.from_engine_dir(tmp_path, ort.text, precision="fp32")

@@ -136,7 +136,7 @@ class TrtBackend(Backend):
 
     @classmethod
     def from_engine_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp16",
-                        cuda_graphs: bool = True, device: int = 0) -> "TrtBackend":
+                        cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0) -> "TrtBackend":
         """`<graph>.<precision>.engine` files of `mprt build`, each checked against its manifest
         (TensorRT version, compute capability, file size) before it is deserialized."""
         from engine.engine_manifest import RuntimeTarget, load_checked
@@ -151,7 +151,7 @@ class TrtBackend(Backend):
             engines[manifest.graph.name] = (manifest.graph, path)
         if not engines:
             raise CheckpointError(f"{directory}: no *.{precision}.engine files (build them with `mprt build`)")
-        return cls(engines, text_embedding, cuda_graphs, device=device)
+        return cls(engines, text_embedding, cuda_graphs, feature_slots, device)
 
     # -- copies ------------------------------------------------------------------------------------
     def _upload(self, graph: str, name: str, array: np.ndarray) -> None:

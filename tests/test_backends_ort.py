@@ -154,3 +154,36 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
                         lambda d: (0, types.SimpleNamespace(name=b"Other GPU", major=8, minor=9)))
     with pytest.raises(EngineMismatchError, match="compute capability"):
         TrtBackend.from_engine_dir(tmp_path, ort.text, precision="fp32")
+
+
+def test_tensorrt_backend_on_a_gpu_matches_ort(backends, tmp_path):
+    """Real TensorRT (fp32 engines, FP16 off) vs ONNX Runtime on the same graphs: v within 5e-3 of its
+    scale (TensorRT may use TF32), decoded frames within 2 levels. Skips without GPU / TensorRT."""
+    pytest.importorskip("tensorrt", reason="tensorrt is not installed (no GPU on this machine)")
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        cudart = pytest.importorskip("cuda.cudart", reason="cuda-python is not installed")
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count == 0:
+        pytest.skip("no CUDA device")
+    build = pytest.importorskip("export.trt_build", reason="export/trt_build.py (mprt build) not available")
+    from engine.backends.trt_backend import TrtBackend
+    ort = backends[1]
+    build.build_all(ort.export_dir, tmp_path, build.BuildOptions(backend="tensorrt", fp16=False),
+                    progress=lambda s: None)
+    trt = TrtBackend.from_engine_dir(tmp_path, ort.text, precision="fp32")
+    rng = np.random.default_rng(4)
+    portrait = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    maps = {t: rng.integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    it, io = trt.encode_reference(portrait, (SIZE, SIZE)), ort.encode_reference(portrait, (SIZE, SIZE))
+    gt, go = trt.encode_guidance(maps), ort.encode_guidance(maps)
+    x = rng.standard_normal((2, 4, 4, 16, 16)).astype(np.float32)
+    t = np.array([[999, 500, 250, 10]] * 2)
+    keep = np.array([False, True])
+    want = ort.denoise(x, t, go, io, keep)
+    for _ in range(2):  # CUDA graph capture, then replay
+        assert np.abs(trt.denoise(x, t, gt, it, keep) - want).max() <= 5e-3 * np.abs(want).max()
+    lat = x[0].transpose(1, 0, 2, 3)
+    assert np.abs(trt.decode(lat).astype(int) - ort.decode(lat).astype(int)).max() <= 2
+    trt.close()

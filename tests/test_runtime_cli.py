@@ -86,12 +86,17 @@ def test_user_errors_are_one_line(inputs, tmp_path, capsys):
         (["animate", "--source", str(d / "portrait.png"), "--guidance", str(d / "guidance"),
           "--out", str(tmp_path / "b.mp4"), "--backend", "onnxruntime"], "--onnx"),
         (["animate", "--source", str(d / "portrait.png"), "--guidance", str(d / "guidance")], "--out"),
+        (["animate", "--source", str(d / "portrait.png"), "--guidance", str(d / "guidance"),
+          "--frames-dir", str(tmp_path / "f"), "--report", str(existing)], "already exists"),
+        (["animate", "--source", str(d / "portrait.png"), "--guidance", str(d / "guidance"),
+          "--frames-dir", str(tmp_path / "g"), "--report", str(tmp_path / "no" / "r.json")], "does not exist"),
     ]
     for argv, needle in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith("mprt animate: error:") and needle in err, err
     assert existing.read_bytes() == b"keep me"
+    assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists() and not list(tmp_path.glob(".*"))
 
 
 def test_demo_streams_end_to_end(tmp_path):

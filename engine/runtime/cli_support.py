@@ -115,6 +115,9 @@ def run_stream(args, backend, size: int, portrait, source, sinks, noise=None) ->
     from engine.runtime.runner import StreamRuntime
     from engine.runtime.stats import StatusLine, write_json_report
     try:  # the sinks are open: a bad setting or portrait must not leave partial outputs behind
+        if args.report:
+            from engine.io.video_writer import check_output_path
+            check_output_path(args.report, args.overwrite)
         settings = stream_settings(args)
         runtime = StreamRuntime(backend, settings, size, seed=args.seed)
         runtime.set_identity(portrait)

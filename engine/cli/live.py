@@ -64,6 +64,10 @@ def run(args) -> int:
         fps = args.fps or video_fps(args.video)
         camera, name = video_frames_paced(args.video, args.max_frames), f"video {args.video} (real-time)"
     else:
+        try:
+            import cv2  # noqa: F401  (checked before the slow model load)
+        except ImportError:
+            raise InputError("--webcam needs OpenCV: pip install opencv-python (or use --video FILE)") from None
         fps = args.fps or 25.0
         camera, name = webcam_frames(args.webcam, args.max_frames), f"webcam {args.webcam}"
     tracker = DrivingTracker(args.source, landmarker, args.driving_weights, args.random_encoders, fps=fps)

@@ -19,6 +19,13 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--guidance", metavar="DIR", help="guidance folder (depth/ normal/ render/)")
     src.add_argument("--flame", metavar="PARAMS.npz", help="FLAME parameters (`mprt track` / render-guidance format)")
+    src.add_argument("--driving", metavar="VIDEO|DIR",
+                     help="driving video or frame folder: tracked (as `mprt track`) against --source, then rendered")
+    d = p.add_argument_group("driving (--driving; see `mprt track --help`)")
+    d.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
+    d.add_argument("--landmarker", metavar="PATH", help="MediaPipe face_landmarker.task")
+    d.add_argument("--random-encoders", action="store_true",
+                   help="RANDOM DECA/SMIRK weights (tests/demos only: the motion is meaningless)")
     p.add_argument("--head-model", metavar="PATH",
                    help="--flame: FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
     p.add_argument("--out", help="output video (.mp4); needed unless --frames-dir is given")
@@ -56,9 +63,27 @@ def open_source(args):
     from engine.runtime.sources import FlameParamsSource, guidance_folder_source
     if args.guidance:
         return guidance_folder_source(args.guidance, args.max_frames)
-    from engine.flame.params import FlameParams
-    return FlameParamsSource(FlameParams.load(args.flame), load_head_model(args.head_model), max_frames=args.max_frames,
-                             name=f"FLAME params {args.flame}", renderer=args.render_backend)
+    if args.driving:
+        params, name = track_for_animate(args), f"driving {args.driving}"
+    else:
+        from engine.flame.params import FlameParams
+        params, name = FlameParams.load(args.flame), f"FLAME params {args.flame}"
+    return FlameParamsSource(params, load_head_model(args.head_model), max_frames=args.max_frames,
+                             name=name, renderer=args.render_backend)
+
+
+def track_for_animate(args):
+    """Driving clip + source portrait -> FLAME parameters, as `mprt track` computes them."""
+    from engine.driving.pipeline import TrackingConfig, track_driving_detailed
+    if args.random_encoders:
+        print("mprt animate: WARNING: --random-encoders: DECA and SMIRK run with RANDOM weights; "
+              "the driving motion is meaningless (tests/demos only)", file=sys.stderr)
+    result = track_driving_detailed(args.driving, args.source, args.driving_weights, landmarker=args.landmarker,
+                                    random_weights=args.random_encoders,
+                                    config=TrackingConfig(max_frames=args.max_frames))
+    print(f"tracked {result.frame_count} driving frames ({len(result.no_face_frames)} without a face, held)",
+          file=sys.stderr)
+    return result.params
 
 
 def load_head_model(path):

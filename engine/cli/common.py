@@ -37,6 +37,6 @@ def load_model(args):
     return model, tiny
 
 
-def default_size(tiny: bool) -> int:
-    from engine.weights.tiny import TINY_IMAGE_SIZE
-    return TINY_IMAGE_SIZE if tiny else 512
+def default_size(model) -> int:
+    """The model's own generation size (512 for MagicPortrait, 128 for the tiny model)."""
+    return model.config.image_size

@@ -40,7 +40,6 @@ def run(args) -> int:
     from engine.errors import InputError
     from engine.graph_specs import AxisRange, ExportPlan
     from engine.model import MagicPortraitModel
-    from engine.networks.config import tiny_config
     from export.exporter import ExportOptions, export_all
 
     driving = None
@@ -48,7 +47,7 @@ def run(args) -> int:
         from engine.driving.encoder_weights import load_encoders, random_encoders
         driving = random_encoders() if args.random_driving_encoders else load_encoders(args.driving_weights)
     model = MagicPortraitModel.from_weights(args.weights)
-    default = 128 if model.config.unet.block_out_channels == tiny_config().unet.block_out_channels else 512
+    default = model.config.image_size
     plan = ExportPlan(image_size=_size(args.size, default), frames=AxisRange.parse(args.frames, "--frames"),
                       batch=AxisRange.parse(args.batch, "--batch"),
                       precisions=("fp32", "fp16") if args.fp16 else ("fp32",), reference_mode=args.reference)

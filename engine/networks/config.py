@@ -108,11 +108,12 @@ class ModelConfig:
     guidance: GuidanceEncoderConfig = GuidanceEncoderConfig()
     latent_scale: float = 0.18215  # VAE scaling: networks.md (d)
     vae_downscale: int = 8
+    image_size: int = 512  # the square size the model generates at by default (upstream: 512)
 
     def to_json(self) -> dict[str, Any]:
         return {"motion": dataclasses.asdict(self.motion),
                 "guidance": dataclasses.asdict(self.guidance),
-                "latent_scale": self.latent_scale}
+                "latent_scale": self.latent_scale, "image_size": self.image_size}
 
     @classmethod
     def from_files(cls, unet_config_json: pathlib.Path,
@@ -129,14 +130,15 @@ class ModelConfig:
                 f"{magicportrait_json}: guidance embedding_channels {guidance.embedding_channels} must "
                 f"equal the UNet's first block width {unet.block_out_channels[0]}")
         return cls(unet=unet, motion=motion, guidance=guidance,
-                   latent_scale=float(extra.get("latent_scale", 0.18215)))
+                   latent_scale=float(extra.get("latent_scale", 0.18215)),
+                   image_size=int(extra.get("image_size", 512)))
 
 
 def tiny_config() -> ModelConfig:
     """The parity harness's small model (../shared/parity/config.json): same architecture."""
     unet = UNetConfig(block_out_channels=(32, 32, 64, 64), cross_attention_dim=16)
     return ModelConfig(unet=unet, guidance=GuidanceEncoderConfig(block_out_channels=(16, 32, 32, 64),
-                                                                 embedding_channels=32))
+                                                                 embedding_channels=32), image_size=128)
 
 
 def _read_json(path: pathlib.Path) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def build_backend(args):
         from engine.backends.torch_backend import TorchBackend
         from engine.cli.common import default_size, load_model
         model, tiny = load_model(args)
-        return TorchBackend(model), default_size(tiny), tiny
+        return TorchBackend(model), default_size(model), tiny
     text, tiny = _text_embedding(args)
     if args.backend == "onnxruntime":
         if not args.onnx:

@@ -22,7 +22,7 @@ from engine.networks.text_embedding import write_text_embedding
 from engine.networks.transformer import SpatialTransformer
 from engine.weights.layout import MODEL_CONFIG_FILE
 
-TINY_IMAGE_SIZE = 128  # pixels; latents 16x16
+TINY_IMAGE_SIZE = tiny_config().image_size  # pixels; latents 16x16
 
 
 def _upstream_guidance_state_dict(enc: GuidanceEncoder, cfg: ModelConfig) -> dict[str, torch.Tensor]:
@@ -89,7 +89,7 @@ def write_tiny_weights(out: str | pathlib.Path, seed: int = 0, overwrite: bool =
 def default_tiny_weights_dir() -> pathlib.Path:
     """Where the embedded default keeps its tiny model (created on first use)."""
     base = os.environ.get("MPRT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "magicportrait-rt")
-    return pathlib.Path(base) / "tiny-weights-v1"
+    return pathlib.Path(base) / "tiny-weights-v2"
 
 
 def ensure_tiny_weights() -> pathlib.Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from engine.cli.common import add_model_options
+from engine.cli.common import add_driving_options, add_model_options
 
 
 def register(sub) -> None:
@@ -21,11 +21,7 @@ def register(sub) -> None:
     src.add_argument("--flame", metavar="PARAMS.npz", help="FLAME parameters (`mprt track` / render-guidance format)")
     src.add_argument("--driving", metavar="VIDEO|DIR",
                      help="driving video or frame folder: tracked (as `mprt track`) against --source, then rendered")
-    d = p.add_argument_group("driving (--driving; see `mprt track --help`)")
-    d.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
-    d.add_argument("--landmarker", metavar="PATH", help="MediaPipe face_landmarker.task")
-    d.add_argument("--random-encoders", action="store_true",
-                   help="RANDOM DECA/SMIRK weights (tests/demos only: the motion is meaningless)")
+    add_driving_options(p)
     p.add_argument("--head-model", metavar="PATH",
                    help="--flame: FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
     p.add_argument("--out", help="output video (.mp4); needed unless --frames-dir is given")

@@ -40,3 +40,14 @@ def load_model(args):
 def default_size(model) -> int:
     """The model's own generation size (512 for MagicPortrait, 128 for the tiny model)."""
     return model.config.image_size
+
+
+def add_driving_options(p) -> None:
+    """Face tracking + DECA/SMIRK options of the commands that take a driving video or webcam."""
+    g = p.add_argument_group("driving (face tracking and encoders; see `mprt track --help`)")
+    g.add_argument("--landmarker", metavar="PATH",
+                   help="MediaPipe face_landmarker.task (default: the one in --driving-weights)")
+    w = g.add_mutually_exclusive_group()
+    w.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
+    w.add_argument("--random-encoders", action="store_true",
+                   help="RANDOM DECA/SMIRK weights (tests/demos only: the motion is then meaningless)")

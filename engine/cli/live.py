@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from engine.cli.common import add_model_options
+from engine.cli.common import add_driving_options, add_model_options
 
 
 def register(sub) -> None:
@@ -18,12 +18,7 @@ def register(sub) -> None:
     cam = p.add_mutually_exclusive_group(required=True)
     cam.add_argument("--webcam", type=int, metavar="N", help="camera index (needs opencv-python)")
     cam.add_argument("--video", metavar="FILE", help="a driving video played in real time (for testing)")
-    p.add_argument("--landmarker", metavar="PATH",
-                   help="MediaPipe face_landmarker.task (default: the one in --driving-weights)")
-    d = p.add_mutually_exclusive_group()
-    d.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
-    d.add_argument("--random-encoders", action="store_true",
-                   help="random-weight DECA/SMIRK encoders (motion is then meaningless; for tests)")
+    add_driving_options(p)
     p.add_argument("--head-model", metavar="PATH",
                    help="FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
     p.add_argument("--out", help="also record the output to this video (.mp4)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.backends.base import Backend, BackendInfo
-from engine.runtime.schedule import NumpyDDIM
+from engine.sampling.ddim import DDIMSchedule
 
 
 class FrameLocalBackend(Backend):
@@ -36,7 +36,7 @@ class FrameLocalBackend(Backend):
 
 def one_frame_reference(backend, noise, feature, identity, steps, scale, cfg_steps):
     """The per-frame DDIM loop every mode must reproduce with FrameLocalBackend."""
-    ddim = NumpyDDIM()
+    ddim = DDIMSchedule()
     x = noise[None, :, None]
     for i, t in enumerate(ddim.timesteps(steps)):
         tt = np.array([[t]])

@@ -13,14 +13,14 @@ import numpy as np
 from engine.backends.base import Backend
 from engine.runtime.guided import combine_cfg, predict
 from engine.runtime.presets import StreamSettings
-from engine.runtime.schedule import NumpyDDIM
+from engine.sampling.ddim import DDIMSchedule
 from engine.sampling.context import context_windows
 
 
 class ClipSampler:
     def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise):
         self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
-        self.schedule = NumpyDDIM()
+        self.schedule = DDIMSchedule()
         self.features: list[Any] = []
 
     def in_flight(self) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.backends.base import Backend
 from engine.runtime.presets import StreamSettings
-from engine.runtime.schedule import NumpyDDIM
+from engine.sampling.ddim import DDIMSchedule
 
 
 @dataclasses.dataclass
@@ -29,7 +29,7 @@ class _Slot:
 class StreamBatchSampler:
     def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise):
         self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
-        self.schedule = NumpyDDIM()
+        self.schedule = DDIMSchedule()
         self.timesteps = np.array(self.schedule.timesteps(settings.steps))
         self.queue: list[_Slot] = []     # oldest first
         self.incoming: list[_Slot] = []  # waiting for a full stage

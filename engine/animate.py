@@ -7,16 +7,15 @@ import torch
 from engine.io.images import resize_frames
 from engine.model import MagicPortraitModel
 from engine.networks.config import GUIDANCE_TYPES
+from engine.runtime.noise import clip_noise_like_offline
 from engine.sampling.offline import OfflineSettings, ProgressFn, sample_offline
 
 
 def initial_noise(frames: int, size: int, model: MagicPortraitModel, seed: int) -> torch.Tensor:
     """(1,4,F,h,w) standard normal from a CPU generator (upstream seeds a CUDA generator with 42,
-    which cannot be reproduced on the CPU: networks.md (d))."""
-    g = torch.Generator("cpu").manual_seed(seed)
-    h = size // model.latent_scale_factor
-    noise = torch.randn((1, 4, frames, h, h), generator=g, dtype=torch.float32)
-    return noise.to(model.device, model.dtype)
+    which cannot be reproduced on the CPU: networks.md (d)). The streaming runtime draws the same."""
+    noise = clip_noise_like_offline(frames, size, 4, model.latent_scale_factor, seed).noise
+    return torch.from_numpy(noise).to(model.device, model.dtype)
 
 
 def animate_offline(model: MagicPortraitModel, source_rgb_u8: np.ndarray, maps_u8: dict[str, np.ndarray],

@@ -20,7 +20,6 @@ FLOAT32_ONLY_INPUTS = {"Resize": (1, 2)}
 
 def convert_to_fp16(proto, fp32_inputs: set[str]):
     """Convert `proto` (fp32, shape-inferable) in place and return it."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     g = proto.graph

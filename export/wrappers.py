@@ -5,7 +5,6 @@ so `torch.onnx.export` names them from the spec and nothing else needs to know t
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from engine.graph_specs import GraphSpec

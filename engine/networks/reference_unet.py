@@ -7,7 +7,6 @@ rounded to fp16 as upstream's bank update does ((b).4). Work after the last feat
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from engine.networks.config import UNetConfig
 from engine.networks.transformer import SpatialTransformer
@@ -41,6 +40,3 @@ class ReferenceUNet(UNetBody):
         # Rounded to fp16 like upstream's bank (networks.md (b).4); kept in the compute dtype.
         return [f.to(torch.float16).to(f.dtype) for f in features]
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -6,9 +6,7 @@ report unexpected keys and refuse to run when a key whose value matters was in n
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import re
-import sys
 
 import torch
 from torch import nn
@@ -111,8 +109,4 @@ def load_model_config(layout: WeightsLayout) -> ModelConfig:
     if not layout.sd15_unet_config.exists():
         raise CheckpointError(f"{layout.sd15_unet_config}: SD1.5 UNet config not found")
     return ModelConfig.from_files(layout.sd15_unet_config, layout.model_config)
-
-
-def print_report(report: LoadReport, stream=sys.stderr) -> None:
-    print(report.summary(), file=stream)
 

@@ -93,3 +93,19 @@ def _saved(tmp_path):
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(InputError, match="unknown guidance backend 'vulkan'"):
         render_guidance_maps(demo_flame_params(1), synthetic_head(), backend="vulkan")
+
+
+def test_auto_backend_picks_a_working_renderer_that_matches_the_reference(capsys):
+    """'auto' (the CLI default) falls back from the CUDA kernel to the host build here; its maps equal
+    the reference's on the demo motion (the host build is bit-identical on the test scenes)."""
+    import numpy as np
+
+    from engine.guidance.pipeline import demo_flame_params, render_guidance_maps, synthetic_head
+    head, params = synthetic_head(), demo_flame_params(2)
+    auto = render_guidance_maps(params, head, backend="auto")
+    chosen = capsys.readouterr().err
+    assert "guidance renderer:" in chosen
+    reference = render_guidance_maps(params, head, backend="reference")
+    for key in ("depth", "normal", "render"):
+        diff = np.abs(auto[key].astype(int) - reference[key].astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, key

@@ -32,9 +32,9 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("png", "jpg"), default="png",
                    help="image format (default png; jpg = JPEG q75 like upstream's README flow)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per render batch (default 8)")
-    p.add_argument("--backend", choices=("reference", "host", "cuda"), default="reference",
-                   help="rasteriser: the CPU reference (default), the fused kernel's host build, "
-                   "or the CUDA kernel (needs an NVIDIA GPU)")
+    p.add_argument("--backend", choices=("auto", "reference", "host", "cuda"), default="auto",
+                   help="rasteriser: auto (default: the CUDA kernel on an NVIDIA GPU, else the fused kernel's "
+                   "host build, else the CPU reference), the CPU reference, the host build, or the CUDA kernel")
     p.add_argument("--overwrite", action="store_true", help="replace existing depth/normal/render folders")
     p.set_defaults(func=run)
 

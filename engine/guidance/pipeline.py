@@ -43,13 +43,19 @@ def build_raster_inputs(params: FlameParams, flame_model: FlameModel, albedo: np
                                  params.light, IMAGE_SIZE, IMAGE_SIZE)
 
 
-BACKENDS = ("reference", "host", "cuda")  # CPU reference; the fused kernel's host build / GPU
+BACKENDS = ("auto", "reference", "host", "cuda")  # CPU reference; the fused kernel's host build / GPU
 
 
 def resolve_backend(backend: Union[str, Renderer]) -> Renderer:
-    """A renderer by name (see BACKENDS), or any callable RasterInputs -> GuidanceMaps."""
+    """A renderer by name (see BACKENDS), or any callable RasterInputs -> GuidanceMaps.
+
+    "auto" takes the fastest that works here: the CUDA kernel, else its host build (bit-identical to
+    the reference on the test scenes), else the reference; it says which on stderr.
+    """
     if callable(backend):
         return backend
+    if backend == "auto":
+        return _fastest_available()
     if backend == "reference":
         from engine.guidance.reference_renderer import render_reference
 
@@ -64,6 +70,24 @@ def resolve_backend(backend: Union[str, Renderer]) -> Renderer:
         return cuda_kernel_backend()
     raise InputError(f"unknown guidance backend '{backend}': expected one of {BACKENDS} or a "
                      "callable RasterInputs -> GuidanceMaps")
+
+
+def _fastest_available() -> Renderer:
+    import sys
+
+    from engine.errors import MprtError
+    skipped = []
+    for name in ("cuda", "host"):
+        try:
+            renderer = resolve_backend(name)
+        except (MprtError, ImportError, OSError) as err:
+            skipped.append(f"{name}: {str(err).splitlines()[0].split(' (')[0][:100]}")
+            continue
+        print(f"guidance renderer: {name} kernel" + (f" (skipped {'; '.join(skipped)})" if skipped else ""),
+              file=sys.stderr)
+        return renderer
+    print(f"guidance renderer: CPU reference (skipped {'; '.join(skipped)})", file=sys.stderr)
+    return resolve_backend("reference")
 
 
 def render_guidance_maps(params: FlameParams, flame_model: FlameModel, albedo: np.ndarray | None = None,

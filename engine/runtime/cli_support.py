@@ -26,9 +26,9 @@ def add_stream_options(p, default_preset: str) -> None:
     g.add_argument("--frames-per-stage", type=int, default=None,
                    help="realtime (stream-batch): frames finished per UNet call (default 2)")
     g.add_argument("--seed", type=int, default=42, help="initial-noise seed (default 42)")
-    g.add_argument("--render-backend", choices=("reference", "host", "cuda"), default="reference",
-                   help="guidance-map rasteriser for FLAME / live input: the CPU reference (default), the fused "
-                   "kernel's host build, or the CUDA kernel (NVIDIA GPU)")
+    g.add_argument("--render-backend", choices=("auto", "reference", "host", "cuda"), default="auto",
+                   help="guidance-map rasteriser for FLAME / live input: auto (default: the CUDA kernel on an "
+                   "NVIDIA GPU, else the fused kernel's host build, else the CPU reference), or one of them")
     b = p.add_argument_group("backend")
     b.add_argument("--backend", default="torch", choices=BACKENDS, help="inference backend (default torch)")
     b.add_argument("--onnx", metavar="DIR", help="onnxruntime: an `mprt export` directory")

@@ -87,3 +87,13 @@ def test_offline_sampler_matches_a_hand_rolled_upstream_loop(tiny_model):
             v = v[:1] + 3.5 * (v[1:] - v[:1])
             x = s.step(v, t, x, s.previous_timestep(t, 2))
     assert torch.allclose(got, x, atol=1e-5)
+
+
+def test_quality_preset_shows_progress_over_steps_and_windows(tiny_weights, guidance_dir, shared_dir, tmp_path,
+                                                              capsys):
+    rc = main(["animate", "--weights", str(tiny_weights), "--source",
+               str(shared_dir / "assets/media/portrait_boy_cropped.jpg"), "--guidance", str(guidance_dir),
+               "--out", str(tmp_path / "o.mp4"), "--steps", "2", "--status"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "denoising 6 frames: step 1/2, window 1/1 (50%)" in err

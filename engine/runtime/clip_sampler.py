@@ -6,7 +6,7 @@ too (upstream sums overlaps there — a bug engine.sampling.offline does not rep
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -18,8 +18,12 @@ from engine.sampling.context import context_windows
 
 
 class ClipSampler:
-    def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise):
+    def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise,
+                 progress: Callable[[str], None] | None = None):
+        """progress: called with a one-line description after every UNet call of `finish` (minutes at
+        full size, with nothing else to show)."""
         self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
+        self.progress = progress
         self.schedule = DDIMSchedule()
         self.features: list[Any] = []
 
@@ -43,11 +47,15 @@ class ClipSampler:
             cfg = s.uses_cfg(step_index)
             acc = np.zeros((2 if cfg else 1, *latents.shape[1:]), np.float32)
             count = np.zeros(frames, np.float32)
-            for idx in windows:
+            for window_index, idx in enumerate(windows):
                 v = predict(self.backend, latents[:, :, idx], np.full(len(idx), t), [self.features[i] for i in idx],
                             self.identity, cfg, s.guidance_scale, raw=True)
                 np.add.at(acc, (slice(None), slice(None), idx), v)  # idx may repeat a frame (wrap-around)
                 np.add.at(count, idx, 1.0)
+                if self.progress:
+                    done = step_index * len(windows) + window_index + 1
+                    self.progress(f"denoising {frames} frames: step {step_index + 1}/{len(timesteps)}, window "
+                                  f"{window_index + 1}/{len(windows)} ({100 * done // (len(timesteps) * len(windows))}%)")
             v = acc / count.reshape(1, 1, -1, 1, 1)
             if cfg:
                 v = combine_cfg(v, s.guidance_scale)

@@ -88,7 +88,9 @@ class StreamRuntime:
         sinks = list(sinks)
         stats = RuntimeStats()
         backend = _TimedBackend(self.backend, stats)
-        sampler = SAMPLERS[self.settings.mode](backend, self.identity, self.settings, noise or self.noise_for(source))
+        progress = {"progress": status.update} if status and self.settings.mode == "clip" else {}
+        sampler = SAMPLERS[self.settings.mode](backend, self.identity, self.settings, noise or self.noise_for(source),
+                                               **progress)
         frames = LatestOnly(source.frames()) if source.live else source.frames()
         batch = 1 if source.live else {"clip": 8, "windowed": self.settings.stride,
                                        "stream_batch": self.settings.frames_per_stage}[self.settings.mode]

@@ -5,9 +5,10 @@ import json
 import os
 import pathlib
 import platform
-import tempfile
 import time
 from typing import Callable, Sequence
+
+from engine.io.atomic import atomic_file
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -36,10 +37,8 @@ def machine_info() -> dict:
 
 
 def _write_whole(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_file(path, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:

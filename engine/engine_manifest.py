@@ -26,11 +26,11 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any, Mapping
 
 from engine.errors import MprtError
 from engine.graph_specs import GraphSpec
+from engine.io.atomic import atomic_file
 
 FORMAT = 1
 
@@ -92,17 +92,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 def write_atomic(path: str | os.PathLike, data: bytes | memoryview) -> pathlib.Path:
     """Write `path` whole or not at all (temp file in the same folder, then rename), mode 0666 & ~umask."""
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        f.write(data)
     return path
 
 

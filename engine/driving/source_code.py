@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -16,6 +15,7 @@ from engine.driving.deca_encoder import split_deca_params
 from engine.driving.encoder_weights import EncoderPair
 from engine.driving.face_tracker import FaceTracker
 from engine.errors import InputError
+from engine.io.atomic import atomic_file
 
 CACHE_FORMAT_VERSION = "1"
 
@@ -69,13 +69,6 @@ def load_cached_source(cache_dir: str, key: str) -> SourceCode | None:
 def save_cached_source(cache_dir: str, key: str, code: SourceCode) -> str:
     os.makedirs(cache_dir, exist_ok=True)
     path = os.path.join(cache_dir, f"source-{key}.npz")
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{fl.name: getattr(code, fl.name) for fl in fields(SourceCode)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, **{fl.name: getattr(code, fl.name) for fl in fields(SourceCode)})
     return path

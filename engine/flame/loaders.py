@@ -1,16 +1,15 @@
 """Load / save FLAME-format models: `generic_model.pkl` (restricted unpickler) or our `.npz`."""
 from __future__ import annotations
 
-import os
 import pathlib
 import pickle
-import tempfile
 
 import numpy as np
 
 from engine.errors import CheckpointError
 from engine.flame.model import FlameModel, model_from_arrays, model_to_arrays
 from engine.flame.pkl_loader import load_flame_pickle
+from engine.io.atomic import atomic_file
 
 
 def load_flame_model(path) -> FlameModel:
@@ -34,12 +33,5 @@ def save_flame_npz(model: FlameModel, out_path, overwrite: bool = False) -> None
     out_path = pathlib.Path(out_path)
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} exists (pass overwrite to replace it)")
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=out_path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **model_to_arrays(model))
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(out_path) as fh:
+        np.savez(fh, **model_to_arrays(model))

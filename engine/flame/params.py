@@ -11,15 +11,14 @@ parameters, e.g. carried over), model: a string naming the head model the parame
 """
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.errors import InputError
+from engine.io.atomic import atomic_file
 
 SOURCE_SHAPES = {"shape": (100,), "tex": (50,), "light": (9, 3), "cam": (3,), "crop": (3,)}
 FRAME_WIDTHS = {"exp": 50, "pose": 6}
@@ -87,15 +86,8 @@ class FlameParams:
             arrays["valid"] = np.asarray(self.valid, bool)
         if self.model is not None:
             arrays["model"] = np.array(self.model)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_file(path) as fh:
+            np.savez(fh, **arrays)
 
     def frames(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         return self.exp[start:stop], self.pose[start:stop]

@@ -6,10 +6,7 @@ passed in memory; results are cached per source key and architecture. Needs
 """
 from __future__ import annotations
 
-import os
-import pathlib
 import re
-import tempfile
 
 from engine.guidance.kernel_errors import KernelBuildError
 from engine.guidance.kernel_sources import (
@@ -19,6 +16,7 @@ from engine.guidance.kernel_sources import (
     read_source,
     source_key,
 )
+from engine.io.atomic import atomic_file
 
 # --fmad=false: no FMA contraction, so the GPU rounds like the host build and the reference.
 NVRTC_OPTIONS = ("--fmad=false", "-DNDEBUG")
@@ -106,8 +104,6 @@ def cached_guidance_kernel(arch: str) -> bytes:
         return path.read_bytes()
     image = compile_guidance_kernel(arch)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".nvrtc-", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
+    with atomic_file(path) as f:
         f.write(image)
-    os.replace(tmp, pathlib.Path(path))
     return image

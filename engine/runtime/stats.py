@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from engine.io.atomic import atomic_file
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:
@@ -99,13 +99,5 @@ class StatusLine:
 
 def write_json_report(path, report: dict) -> None:
     """Whole or not at all: temp file in the same folder, then os.replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(report, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "w") as fh:
+        json.dump(report, fh, indent=1)

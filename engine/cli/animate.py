@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--size", type=int, default=None,
                    help="square output size in pixels (default 512; 128 for the tiny model; an export's size)")
     p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
-    from engine.runtime.cli_support import add_stream_options
+    from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="quality")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -93,7 +93,7 @@ def load_head_model(path):
 
 def stream(args, source_image, frames) -> dict:
     """Run `frames` through the runtime into --out / --frames-dir / preview, then the --grid."""
-    from engine.runtime.cli_support import build_backend, open_sinks, run_stream
+    from engine.cli.streaming import build_backend, open_sinks, run_stream
     from engine.runtime.sources import RecordingSource
     backend, default, _ = build_backend(args)
     size = args.size or default

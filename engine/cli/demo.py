@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
     p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
-    from engine.runtime.cli_support import add_stream_options
+    from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
     add_model_options(p)
     p.set_defaults(func=run)

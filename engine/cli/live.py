@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N camera frames")
     p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
     p.add_argument("--fps", type=float, default=None, help="frame rate written to --out (default: the input's, or 25)")
-    from engine.runtime.cli_support import add_stream_options
+    from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -38,7 +38,7 @@ def run(args) -> int:
     from engine.errors import InputError
     from engine.io.images import read_rgb_image
     from engine.io.video_writer import check_output_path
-    from engine.runtime.cli_support import build_backend, open_sinks, run_stream, stream_settings
+    from engine.cli.streaming import build_backend, open_sinks, run_stream, stream_settings
     from engine.runtime.driving_source import DrivingSource, DrivingTracker, video_frames_paced, webcam_frames
     from engine.runtime.sinks import display_available
 

@@ -187,3 +187,13 @@ def test_tensorrt_backend_on_a_gpu_matches_ort(backends, tmp_path):
     lat = x[0].transpose(1, 0, 2, 3)
     assert np.abs(trt.decode(lat).astype(int) - ort.decode(lat).astype(int)).max() <= 2
     trt.close()
+
+
+def test_open_backend_gives_the_same_onnxruntime_backend(backends):
+    from engine.backends.registry import open_backend
+    from engine.weights.tiny import ensure_tiny_weights
+    ob = backends[1]
+    opened = open_backend("onnxruntime", onnx=ob.export_dir, weights=ensure_tiny_weights(), threads=1)
+    assert opened.info == ob.info and opened.info.image_size == SIZE
+    latents = np.random.default_rng(4).standard_normal((2, 4, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(opened.decode(latents), ob.decode(latents))

@@ -8,7 +8,7 @@ import pytest
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"
 
 
-@pytest.mark.parametrize("module", ["engine.backends.trt_backend", "engine.runtime.runner",
+@pytest.mark.parametrize("module", ["engine.backends.trt_backend", "engine.backends.registry", "engine.runtime.runner",
                                     "engine.runtime.driving_source", "engine.runtime.sinks"])
 def test_tensorrt_path_imports_no_torch(module):
     code = BLOCK_TORCH + f"import {module}\nassert sys.modules.get('torch') is None\nprint('ok')"

@@ -24,6 +24,7 @@ class BackendInfo:
     scale_factor: int = 8   # image pixels per latent pixel
     max_frames: int = 32    # longest window the denoiser accepts
     concurrent_calls: bool = False  # decode may run on another thread during denoise (not on one CUDA stream)
+    image_size: int = 512   # the square output size the model / graphs were made for
 
 
 class Backend(abc.ABC):

@@ -60,7 +60,8 @@ class OrtBackend(Backend):
         self.info = BackendInfo(name="onnxruntime", device=providers[0],
                                 precision=unet.precision.replace("fp", "float"), latent_channels=sample[1],
                                 scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max,
-                                concurrent_calls=providers[0] == "CPUExecutionProvider")
+                                concurrent_calls=providers[0] == "CPUExecutionProvider",
+                                image_size=self.image_hw[0])
 
     @classmethod
     def from_export_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp32", device: str = "cpu",
@@ -73,6 +74,15 @@ class OrtBackend(Backend):
             have = sorted({s.precision for s in exported.specs})
             raise InputError(f"{directory}: no {precision} graphs in this export (it has {have})")
         return cls({s.name: (s, exported.path(s)) for s in specs}, text_embedding, device, threads)
+
+    @classmethod
+    def open(cls, request) -> "OrtBackend":
+        """registry opener: request.onnx (an `mprt export` directory), precision (default fp32), device."""
+        from engine.backends.registry import text_embedding_for
+        if not request.onnx:
+            raise InputError("backend onnxruntime needs an `mprt export` directory (--onnx DIR)")
+        return cls.from_export_dir(request.onnx, text_embedding_for(request, "onnxruntime"),
+                                   request.precision or "fp32", request.device or "cpu", request.threads)
 
     def _run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         self.specs[name].check_inputs(feeds)

@@ -17,12 +17,35 @@ class TorchBackend(Backend):
                                 scale_factor=model.latent_scale_factor,
                                 max_frames=model.config.motion.max_frames,
                                 # CPU: decode on a second core while the UNet runs; CUDA serialises anyway
-                                concurrent_calls=model.device.type == "cpu")
+                                concurrent_calls=model.device.type == "cpu",
+                                image_size=model.config.image_size)
 
     @classmethod
     def from_weights(cls, root, device: str = "cpu", dtype: torch.dtype = torch.float32) -> "TorchBackend":
         from engine.model import MagicPortraitModel
         return cls(MagicPortraitModel.from_weights(root, device=device, dtype=dtype))
+
+    @classmethod
+    def open(cls, request) -> "TorchBackend":
+        """registry opener: request.weights (None = the tiny random-weight model, announced on stderr)."""
+        import sys
+
+        from engine.errors import InputError
+        from engine.weights.tiny import ensure_tiny_weights
+        device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if request.precision == "fp16" and device == "cpu":
+            raise InputError("fp16: half precision needs a GPU device (got device cpu)")
+        dtype = torch.float16 if request.precision == "fp16" else torch.float32
+        if request.weights:
+            root, tiny = request.weights, False
+        else:
+            root, tiny = ensure_tiny_weights(), True
+            print(f"note: no --weights given: using the tiny random-weight model at {root} "
+                  "(outputs are noise-like; pass --weights DIR for real results)", file=sys.stderr)
+        backend = cls.from_weights(root, device=device, dtype=dtype)
+        if not tiny:
+            print(backend.model.report.summary(), file=sys.stderr)
+        return backend
 
     @torch.no_grad()
     def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]):

@@ -132,7 +132,7 @@ class TrtBackend(Backend):
         self.info = BackendInfo(name="tensorrt", device=f"cuda:{device}",
                                 precision=unet.precision.replace("fp", "float"),
                                 latent_channels=sample[1], scale_factor=image[2] // sample[3],
-                                max_frames=unet.axes["frames"].max)
+                                max_frames=unet.axes["frames"].max, image_size=self.image_hw[0])
 
     @classmethod
     def from_engine_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp16",
@@ -152,6 +152,21 @@ class TrtBackend(Backend):
         if not engines:
             raise CheckpointError(f"{directory}: no *.{precision}.engine files (build them with `mprt build`)")
         return cls(engines, text_embedding, cuda_graphs, feature_slots, device)
+
+    @classmethod
+    def open(cls, request) -> "TrtBackend":
+        """registry opener: request.engines (a `mprt build` directory), precision (default fp16),
+        device cuda[:N], cuda_graphs."""
+        from engine.backends.registry import text_embedding_for
+        if not request.engines:
+            raise InputError("backend tensorrt needs a `mprt build` directory (--engines DIR)")
+        device = request.device or "cuda"
+        kind, _, index = device.partition(":")
+        if kind != "cuda" or not (index or "0").isdigit():
+            raise InputError(f"device {device!r}: the tensorrt backend runs on a CUDA device (cuda or cuda:N)")
+        return cls.from_engine_dir(request.engines, text_embedding_for(request, "tensorrt"),
+                                   request.precision or "fp16", cuda_graphs=request.cuda_graphs,
+                                   device=int(index or 0))
 
     # -- copies ------------------------------------------------------------------------------------
     def _upload(self, graph: str, name: str, array: np.ndarray) -> None:

@@ -95,7 +95,7 @@ def stream(args, source_image, frames) -> dict:
     """Run `frames` through the runtime into --out / --frames-dir / preview, then the --grid."""
     from engine.cli.streaming import build_backend, open_sinks, run_stream
     from engine.runtime.sources import RecordingSource
-    backend, default, _ = build_backend(args)
+    backend, default = build_backend(args)
     size = args.size or default
     recorder = RecordingSource(frames) if args.grid else frames
     collected = _Collect() if args.grid else None

@@ -66,7 +66,7 @@ def run(args) -> int:
         fps = args.fps or 25.0
         camera, name = webcam_frames(args.webcam, args.max_frames), f"webcam {args.webcam}"
     tracker = DrivingTracker(args.source, landmarker, args.driving_weights, args.random_encoders, fps=fps)
-    backend, default, _ = build_backend(args)
+    backend, default = build_backend(args)
     source = DrivingSource(camera, tracker, load_head_model(args.head_model), name=name, fps=fps,
                            renderer=args.render_backend)
     sinks = open_sinks(args, fps, args.out)

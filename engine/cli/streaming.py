@@ -1,12 +1,11 @@
-"""Command-line pieces shared by `mprt animate`, `mprt live` and `mprt demo`: streaming options,
-backend construction, outputs (video / frames folder / preview / JSON report) and the run itself."""
+"""Command-line pieces shared by `mprt animate`, `mprt live` and `mprt demo`: streaming options, the
+backend from its options (engine.backends.registry.open_backend), outputs (video / frames folder /
+preview / JSON report) and the run itself."""
 from __future__ import annotations
 
 import sys
 
 from engine.errors import InputError
-
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 def add_stream_options(p, default_preset: str) -> None:
@@ -30,7 +29,8 @@ def add_stream_options(p, default_preset: str) -> None:
                    help="guidance-map rasteriser for FLAME / live input: auto (default: the CUDA kernel on an "
                    "NVIDIA GPU, else the fused kernel's host build, else the CPU reference), or one of them")
     b = p.add_argument_group("backend")
-    b.add_argument("--backend", default="torch", choices=BACKENDS, help="inference backend (default torch)")
+    from engine.backends.registry import backend_names
+    b.add_argument("--backend", default="torch", choices=backend_names(), help="inference backend (default torch)")
     b.add_argument("--onnx", metavar="DIR", help="onnxruntime: an `mprt export` directory")
     b.add_argument("--engines", metavar="DIR", help="tensorrt: a `mprt build` directory")
     b.add_argument("--precision", choices=("fp32", "fp16"), default=None,
@@ -56,38 +56,14 @@ def stream_settings(args):
 
 
 def build_backend(args):
-    """-> (backend, default output size, tiny?) for --backend."""
-    if args.backend == "torch":
-        from engine.backends.torch_backend import TorchBackend
-        from engine.cli.common import default_size, load_model
-        model, tiny = load_model(args)
-        return TorchBackend(model), default_size(model), tiny
-    text, tiny = _text_embedding(args)
-    if args.backend == "onnxruntime":
-        if not args.onnx:
-            raise InputError("--backend onnxruntime needs --onnx DIR (an `mprt export` directory)")
-        from engine.backends.ort_backend import OrtBackend
-        backend = OrtBackend.from_export_dir(args.onnx, text, args.precision or "fp32", args.device or "cpu")
-    else:
-        if not args.engines:
-            raise InputError("--backend tensorrt needs --engines DIR (a `mprt build` directory)")
-        from engine.backends.trt_backend import TrtBackend
-        backend = TrtBackend.from_engine_dir(args.engines, text, args.precision or "fp16",
-                                             cuda_graphs=not args.no_cuda_graph)
-    return backend, backend.image_hw[0], tiny
-
-
-def _text_embedding(args):
-    from engine.backends.base import read_text_embedding
-    if args.weights:
-        return read_text_embedding(args.weights), False
-    try:
-        from engine.weights.tiny import ensure_tiny_weights
-    except ImportError:
-        raise InputError(f"--backend {args.backend} without torch: pass --weights DIR "
-                         "(for its text embedding)") from None
-    print("note: no --weights given: using the tiny model's text embedding", file=sys.stderr)
-    return read_text_embedding(ensure_tiny_weights()), True
+    """-> (backend, default output size) for --backend and its options (engine.backends.registry)."""
+    from engine.backends.registry import open_backend
+    precision = ("fp16" if args.fp16 else "fp32") if args.backend == "torch" else args.precision
+    if args.backend == "torch" and args.fp16 and args.device == "cpu":
+        raise InputError("--fp16: half precision needs a GPU device (got --device cpu)")
+    backend = open_backend(args.backend, weights=args.weights, onnx=args.onnx, engines=args.engines,
+                           device=args.device, precision=precision, cuda_graphs=not args.no_cuda_graph)
+    return backend, backend.info.image_size
 
 
 def open_sinks(args, fps: float, video_path=None) -> list:

@@ -1,0 +1,69 @@
+"""Open an inference backend by name, from Python, without argparse:
+
+    backend = open_backend("onnxruntime", onnx="export/", weights="pretrained_weights")
+
+A backend joins with one line in OPENERS: its name -> "module:callable", the callable taking a
+BackendRequest and returning a Backend. Modules are imported only when their backend is opened, so
+the TensorRT path stays torch-free.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import pathlib
+import sys
+
+from engine.backends.base import Backend
+from engine.errors import InputError
+
+OPENERS = {
+    "torch": "engine.backends.torch_backend:TorchBackend.open",
+    "onnxruntime": "engine.backends.ort_backend:OrtBackend.open",
+    "tensorrt": "engine.backends.trt_backend:TrtBackend.open",
+}
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendRequest:
+    """What open_backend was asked for; each opener reads the fields it needs."""
+    weights: str | pathlib.Path | None = None   # upstream weights folder (torch: the model; graphs: text embedding)
+    onnx: str | pathlib.Path | None = None      # onnxruntime: an `mprt export` directory
+    engines: str | pathlib.Path | None = None   # tensorrt: a `mprt build` directory
+    device: str | None = None                   # "cpu", "cuda", "cuda:1"; None = the backend's default
+    precision: str | None = None                # "fp32" / "fp16"; None = the backend's default
+    cuda_graphs: bool = True                    # tensorrt: capture CUDA graphs
+    threads: int | None = None                  # onnxruntime: intra-op threads
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(OPENERS)
+
+
+def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: str | None = None,
+                 precision: str | None = None, cuda_graphs: bool = True, threads: int | None = None) -> Backend:
+    """One loaded backend: "torch" (weights; without them the tiny random-weight model, announced on
+    stderr), "onnxruntime" (onnx=export dir) or "tensorrt" (engines=build dir). The graph backends read
+    the text embedding from `weights` (or the tiny model's). `backend.info.image_size` is its native size."""
+    if name not in OPENERS:
+        raise InputError(f"backend {name!r}: expected one of {', '.join(OPENERS)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    module, attribute = OPENERS[name].split(":")
+    opener = functools.reduce(getattr, attribute.split("."), importlib.import_module(module))
+    return opener(BackendRequest(weights, onnx, engines, device, precision, cuda_graphs, threads))
+
+
+def text_embedding_for(request: BackendRequest, backend: str):
+    """(1,77,D) float32 text embedding for a graph backend: from request.weights, else the tiny model's."""
+    from engine.backends.base import read_text_embedding
+    if request.weights:
+        return read_text_embedding(request.weights)
+    try:
+        from engine.weights.tiny import ensure_tiny_weights
+    except ImportError:
+        raise InputError(f"backend {backend} without torch: pass the weights folder (--weights DIR) "
+                         "for its text embedding") from None
+    print("note: no --weights given: using the tiny model's text embedding", file=sys.stderr)
+    return read_text_embedding(ensure_tiny_weights())

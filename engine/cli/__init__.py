@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "engine.cli.render_guidance",
     "engine.cli.convert_flame",
     "engine.cli.make_tiny_weights",
+    "engine.cli.train",
     "engine.cli.export",
     "engine.cli.build",
 ]

@@ -5,7 +5,8 @@
       stable-diffusion-v1-5/{text_encoder,tokenizer}/   (only to compute the text embedding once)
       sd-vae-ft-mse/{config.json, diffusion_pytorch_model.(safetensors|bin)}
       denoising_unet.pth, reference_unet.pth, guidance_encoder_{depth,normal,render}.pth,
-      motion_module*.pth                 (here or in one sub-folder, e.g. MagicPortrait/)
+      motion_module*.pth                 (here or in one sub-folder, e.g. MagicPortrait/;
+                                          each may also be .safetensors, as the built-in model's are)
       magicportrait.json                 (optional: model config when not upstream's defaults)
       text_embedding.safetensors         (cache of the fixed prompt's CLIP embedding)
 """
@@ -22,6 +23,12 @@ VAE_NAMES = ("sd-vae-ft-mse",)
 TEXT_EMBEDDING_FILE = "text_embedding.safetensors"
 MODEL_CONFIG_FILE = "magicportrait.json"
 WEIGHT_FILE_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+CHECKPOINT_SUFFIXES = (".pth", ".safetensors")  # upstream ships .pth; both hold the same keys
+
+
+def checkpoint_file(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
+    """`folder/stem.pth` or `folder/stem.safetensors`, whichever exists (None if neither)."""
+    return next((folder / f"{stem}{s}" for s in CHECKPOINT_SUFFIXES if (folder / f"{stem}{s}").exists()), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,18 +48,18 @@ class WeightsLayout:
 
     @property
     def denoising_unet(self) -> pathlib.Path:
-        return _required(self.ckpt_dir / "denoising_unet.pth")
+        return _required(self.ckpt_dir, "denoising_unet")
 
     @property
     def reference_unet(self) -> pathlib.Path:
-        return _required(self.ckpt_dir / "reference_unet.pth")
+        return _required(self.ckpt_dir, "reference_unet")
 
     def guidance_encoder(self, kind: str) -> pathlib.Path:
-        return _required(self.ckpt_dir / f"guidance_encoder_{kind}.pth")
+        return _required(self.ckpt_dir, f"guidance_encoder_{kind}")
 
     @property
     def motion_modules(self) -> list[pathlib.Path]:
-        files = sorted(self.ckpt_dir.glob("motion_module*.pth"))
+        files = sorted(p for s in CHECKPOINT_SUFFIXES for p in self.ckpt_dir.glob(f"motion_module*{s}"))
         if not files:
             raise CheckpointError(f"{self.ckpt_dir}: no motion_module*.pth found (expected upstream's "
                                   "motion_module-47360.pth beside denoising_unet.pth)")
@@ -74,14 +81,14 @@ class WeightsLayout:
         sd15 = _find_dir(root, SD15_NAMES, "the Stable Diffusion 1.5 folder (with unet/)")
         vae = _find_dir(root, VAE_NAMES, "the sd-vae-ft-mse VAE folder")
         candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir())
-        ckpt = next((d for d in candidates if (d / "denoising_unet.pth").exists()), None)
+        ckpt = next((d for d in candidates if checkpoint_file(d, "denoising_unet")), None)
         if ckpt is None:
             raise CheckpointError(f"{root}: no denoising_unet.pth here or in a sub-folder (expected "
                                   "MagicPortrait's checkpoint files: denoising_unet.pth, reference_unet.pth, "
                                   "guidance_encoder_{depth,normal,render}.pth, motion_module*.pth)")
         layout = cls(root, sd15, vae, ckpt)
-        missing = [p.name for p in [ckpt / "reference_unet.pth"] +
-                   [ckpt / f"guidance_encoder_{k}.pth" for k in GUIDANCE_TYPES] if not p.exists()]
+        missing = [f"{stem}.pth" for stem in ["reference_unet"] + [f"guidance_encoder_{k}" for k in GUIDANCE_TYPES]
+                   if checkpoint_file(ckpt, stem) is None]
         if missing:
             raise CheckpointError(f"{ckpt}: missing checkpoint file(s): {', '.join(missing)}")
         return layout
@@ -101,7 +108,8 @@ def _first_existing(folder: pathlib.Path, names: tuple[str, ...], what: str) -> 
     raise CheckpointError(f"{folder}: {what} not found (expected one of {', '.join(names)})")
 
 
-def _required(path: pathlib.Path) -> pathlib.Path:
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+def _required(folder: pathlib.Path, stem: str) -> pathlib.Path:
+    path = checkpoint_file(folder, stem)
+    if path is None:
+        raise CheckpointError(f"{folder / stem}.pth: checkpoint file not found (nor .safetensors)")
     return path

@@ -1,0 +1,91 @@
+"""A resumable training loop: progress bar with loss and ETA, checkpoints, seeded RNG."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from engine.io.atomic import atomic_file
+
+
+@dataclasses.dataclass
+class StageState:
+    """What a stage needs to resume exactly: modules, optimiser, step, RNG states, loss history."""
+
+    name: str
+    modules: dict[str, torch.nn.Module]
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    losses: list = dataclasses.field(default_factory=list)  # (step, mean loss) every log interval
+    rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
+
+    def save(self, path: pathlib.Path, done: bool) -> None:
+        blob = {"name": self.name, "step": self.step, "done": done, "losses": self.losses,
+                "modules": {k: m.state_dict() for k, m in self.modules.items()},
+                "optimizer": self.optimizer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as fh:
+            torch.save(blob, fh)
+
+    @staticmethod
+    def read_losses(path: pathlib.Path) -> list:
+        return torch.load(str(path), map_location="cpu", weights_only=False)["losses"] if path.exists() else []
+
+    def load(self, path: pathlib.Path) -> bool:
+        """Restore from `path` if it exists; returns whether the stage had finished."""
+        if not path.exists():
+            return False
+        blob = torch.load(str(path), map_location="cpu", weights_only=False)  # our own file
+        for key, module in self.modules.items():
+            module.load_state_dict(blob["modules"][key])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.step, self.losses = blob["step"], blob["losses"]
+        self.rng.bit_generator.state = blob["numpy_rng"]
+        torch.set_rng_state(blob["torch_rng"])
+        return bool(blob["done"])
+
+
+def run_stage(state: StageState, steps: int, step_fn: Callable[[StageState], float], checkpoint: pathlib.Path,
+              lr_at: Callable[[int], float] | None = None, save_every: int = 200, log_every: int = 25) -> None:
+    """Run `step_fn` until `steps`, resuming from `checkpoint`; one progress bar with loss and ETA."""
+    if state.load(checkpoint) and state.step >= steps:
+        print(f"{state.name}: done earlier ({state.step} steps), resumed from {checkpoint}")
+        return
+    bar = tqdm(total=steps, initial=state.step, desc=state.name, unit="step", dynamic_ncols=True,
+               mininterval=2.0)
+    window: list[float] = []
+    start = time.time()
+    while state.step < steps:
+        if lr_at is not None:
+            for group in state.optimizer.param_groups:
+                group["lr"] = lr_at(state.step)
+        loss = step_fn(state)
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"{state.name}: loss became {loss} at step {state.step}")
+        window.append(loss)
+        state.step += 1
+        bar.update(1)
+        if state.step % log_every == 0 or state.step == steps:
+            state.losses.append((state.step, float(np.mean(window))))
+            bar.set_postfix(loss=f"{np.mean(window):.4f}")
+            window = []
+        if state.step % save_every == 0:
+            state.save(checkpoint, done=False)
+    bar.close()
+    state.save(checkpoint, done=True)
+    print(f"{state.name}: {steps} steps, last loss {state.losses[-1][1]:.4f}, {time.time() - start:.0f} s")
+
+
+def cosine_lr(peak: float, steps: int, warmup: int = 100, floor: float = 0.1) -> Callable[[int], float]:
+    def lr(step: int) -> float:
+        if step < warmup:
+            return peak * (step + 1) / warmup
+        t = (step - warmup) / max(steps - warmup, 1)
+        return peak * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * min(t, 1.0))))
+    return lr

@@ -1,0 +1,72 @@
+"""Write a trained model in upstream's on-disk layout (safetensors, fp16), with its model card.
+
+The normal loader (engine.weights) reads the result like released weights: the SD1.5 base UNet file
+holds the denoising UNet's spatial weights, the checkpoint files hold what upstream's do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import shutil
+import tempfile
+
+import torch
+
+from engine.networks.config import GUIDANCE_TYPES, ModelConfig
+from engine.networks.text_embedding import write_text_embedding
+from engine.training.diffusion import Networks
+from engine.weights.layout import MODEL_CONFIG_FILE
+
+CARD_FILE = "MODEL_CARD.md"
+HASHES_FILE = "SHA256SUMS"
+
+
+def _save(tensors: dict[str, torch.Tensor], path: pathlib.Path, meta: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+
+
+def write_model(out: pathlib.Path, nets: Networks, vae, config: ModelConfig, card: str,
+                meta: dict[str, str]) -> pathlib.Path:
+    """Write the whole folder (replaced whole or not at all)."""
+    out = pathlib.Path(out)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        unet_dir = tmp / "stable-diffusion-v1-5" / "unet"
+        unet_dir.mkdir(parents=True)
+        (unet_dir / "config.json").write_text(json.dumps(config.unet.to_diffusers(), indent=1))
+        dn = nets.denoising_unet.state_dict()
+        spatial = {k: v for k, v in dn.items() if "motion_modules." not in k}
+        _save(spatial, unet_dir / "diffusion_pytorch_model.safetensors", meta)
+        _save(spatial, tmp / "denoising_unet.safetensors", meta)
+        _save({k: v for k, v in dn.items() if "motion_modules." in k}, tmp / "motion_module.safetensors", meta)
+        _save(nets.reference_unet.state_dict(), tmp / "reference_unet.safetensors", meta)
+        for kind in GUIDANCE_TYPES:
+            _save(nets.guidance_encoders.encoders[kind].state_dict(), tmp / f"guidance_encoder_{kind}.safetensors", meta)
+        (tmp / MODEL_CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=1))
+        vae.to(torch.float16).save_pretrained(str(tmp / "sd-vae-ft-mse"), safe_serialization=True)
+        vae.to(torch.float32)
+        write_text_embedding(tmp / "text_embedding.safetensors", nets.text)
+        (tmp / HASHES_FILE).write_text("".join(f"{sha256(p)}  {p.relative_to(tmp)}\n" for p in weight_files(tmp)))
+        (tmp / CARD_FILE).write_text(card)
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def weight_files(root: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in root.rglob("*.safetensors"))
+
+
+def sha256(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

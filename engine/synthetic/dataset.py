@@ -110,3 +110,20 @@ def load_split(root, split: str) -> list[Clip]:
         with np.load(path) as data:
             clips.append(Clip.from_arrays(data))
     return clips
+
+
+def render_split(spec: DatasetSpec, split: str, size: int | None = None, limit: int | None = None) -> list[Clip]:
+    """Render a split's clips in memory (no files), at `size` (default spec.size) — e.g. the
+    held-out clips for a benchmark. Same pixels as `build_dataset` + `load_split` + `resized`."""
+    out = []
+    for ident, motion, ref in spec.clips(split)[:limit]:
+        clip = render_clip(make_identity(ident), make_motion(motion, spec.frames),
+                           reference_pose(np.random.default_rng([5, ref])), spec.size)
+        out.append(clip.resized(size or spec.size))
+    return out
+
+
+def background(identity_seed: int, size: int) -> np.ndarray:
+    """The identity's known background (size,size,3) float in [0,1], box-averaged like the frames."""
+    from engine.synthetic.clips import _area_down
+    return _area_down(make_identity(identity_seed).background[None], size)[0]

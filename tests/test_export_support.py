@@ -20,3 +20,12 @@ def tiny_export(base: pathlib.Path) -> pathlib.Path:
                "--parity-frames", ",".join(map(str, PARITY_FRAMES))])
     assert rc == 0
     return out
+
+
+@functools.cache
+def tiny_triton_repo(base: pathlib.Path) -> pathlib.Path:
+    """`mprt export --triton` from the session's tiny export: ONNX models on CPU instances."""
+    from engine.cli import main
+    out = base / "tiny_triton"
+    assert main(["export", "--onnx", str(tiny_export(base)), "--triton", str(out), "--triton-kind", "cpu"]) == 0
+    return out

@@ -11,8 +11,9 @@ def register(sub) -> None:
         "(CPU) against the torch module (fp32 tolerance 1e-4 relative, 1e-3 for the fp16-rounded reference "
         "graph; fp16 graphs 2e-2); with --slim, onnxslim's clean-up is kept only where that still holds. Writes "
         "<graph>.<precision>.onnx (+ .data over 2 GB) and export.json, which `mprt build` reads.")
-    p.add_argument("--weights", required=True, help="model folder in upstream's layout (or mprt make-tiny-weights)")
-    p.add_argument("--out", required=True, help="output folder for the ONNX graphs and export.json")
+    p.add_argument("--weights", help="model folder in upstream's layout (or mprt make-tiny-weights); required "
+                   "unless --triton writes a repository from --onnx / --engines")
+    p.add_argument("--out", help="output folder for the ONNX graphs and export.json (required with --weights)")
     p.add_argument("--fp16", action="store_true", help="also write fp16 graphs (converted from the fp32 ones)")
     p.add_argument("--frames", default="1:12:32", help="frames per call MIN:OPT:MAX (default 1:12:32; max 32)")
     p.add_argument("--batch", default="1:2:2", help="UNet batch MIN:OPT:MAX (default 1:2:2; 2 = CFG)")
@@ -33,10 +34,62 @@ def register(sub) -> None:
                    "deca_model.tar and SMIRK_em1.pt, parity-checked in ONNX Runtime (1e-4 relative)")
     d.add_argument("--random-driving-encoders", action="store_true",
                    help="also export the driving encoders with random weights (for tests and demos)")
+    t = p.add_argument_group("Triton Inference Server model repository")
+    t.add_argument("--triton", metavar="DIR",
+                   help="write a Triton model repository to DIR: one model <graph>_<precision> per graph, its "
+                   "config.pbtxt generated from the graph spec, and perf_analyzer input data (after the export "
+                   "with --weights, else from --onnx or --engines)")
+    t.add_argument("--onnx", metavar="DIR", help="--triton without --weights: an existing `mprt export` folder")
+    t.add_argument("--engines", metavar="DIR",
+                   help="--triton: TensorRT plans from this `mprt build` folder instead of the ONNX graphs")
+    t.add_argument("--triton-instances", type=int, default=1, help="model instances per device (default 1)")
+    t.add_argument("--triton-kind", choices=("gpu", "cpu"), default="gpu",
+                   help="instance kind (default gpu; cpu serves ONNX models with ONNX Runtime on the CPU)")
+    t.add_argument("--triton-queue-delay-us", type=int, default=0,
+                   help="dynamic batcher's wait for more requests on the per-frame models (default 0: batch "
+                   "only what is already queued)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from engine.errors import InputError
+    if args.weights is None:
+        if not args.triton:
+            raise InputError("--weights is required (or --triton DIR with --onnx DIR or --engines DIR)")
+        if args.out or not (args.onnx or args.engines):
+            raise InputError("--triton without --weights: pass --onnx DIR (an `mprt export` folder) or --engines "
+                             "DIR (an `mprt build` folder), and no --out")
+        return _triton(args, args.onnx)
+    if not args.out:
+        raise InputError("--out is required with --weights (the folder for the ONNX graphs)")
+    if args.onnx:
+        raise InputError("--onnx: the repository's source with --triton and no --weights; with --weights "
+                         "the graphs are exported to --out")
+    if args.triton:  # fail before the long export
+        from export.triton_repo import check_target
+        _triton_options(args)
+        check_target(args.triton, args.overwrite)
+    _export(args)
+    return _triton(args, args.out) if args.triton else 0
+
+
+def _triton_options(args):
+    from export.triton_config import TritonModelOptions
+    return TritonModelOptions(instances=args.triton_instances, kind=args.triton_kind,
+                              queue_delay_us=args.triton_queue_delay_us)
+
+
+def _triton(args, onnx_dir) -> int:
+    from export.triton_repo import engine_sources, onnx_sources, write_repository
+    options = _triton_options(args)
+    sources = engine_sources(args.engines) if args.engines else onnx_sources(onnx_dir)
+    models = write_repository(sources, args.triton, options, overwrite=args.overwrite)
+    print(f"wrote a Triton model repository of {len(models)} models to {args.triton} "
+          f"(tritonserver --model-repository {args.triton}; perf_analyzer commands in mprt_triton.json)")
+    return 0
+
+
+def _export(args) -> None:
     from engine.errors import InputError
     from engine.graph_specs import AxisRange, ExportPlan
     from engine.model import MagicPortraitModel
@@ -66,7 +119,6 @@ def run(args) -> int:
         for r in export_driving_encoders(driving, args.out, overwrite=args.overwrite):
             print(f"  {r['graph']}: {r['bytes'] / 2**20:.1f} MB, max rel. error {r['max_rel_error']:.1e}"
                   + (" (random weights)" if r["random_weights"] else ""))
-    return 0
 
 
 def _size(text: str | None, default: int) -> tuple[int, int]:

@@ -1,0 +1,147 @@
+"""Backend on a Triton Inference Server that serves the models of `mprt export --triton`, via tritonclient.
+
+The sampling loop stays in this process (engine/runtime); each graph call is one inference request
+over HTTP or gRPC with binary tensors. The graph I/O comes from the server: every model's config
+carries its graph spec (engine/triton_models.SPEC_PARAMETER), so names, dtypes and axis ranges are
+those of the export the server loaded. Pre/post-processing and the graph calls' order are the ONNX
+Runtime backend's; only where a graph runs differs.
+
+Handles (the identity's reference K/V, per-frame guidance features) are numpy arrays held here and
+sent with every UNet call: at 512 px fp16 that is ~46 MB of K/V plus ~2.6 MB of guidance per frame
+per call, fine on one host or a fast link, the cost to know about over a slow one.
+No torch import.
+"""
+from __future__ import annotations
+
+import json
+from typing import Mapping
+
+import numpy as np
+
+from engine.backends.base import BackendInfo
+from engine.backends.ort_backend import REQUIRED, OrtBackend
+from engine.errors import InputError, MprtError
+from engine.graph_specs import GraphSpec
+from engine.triton_models import SPEC_PARAMETER, TRITON_DTYPES, model_name
+
+PROTOCOLS = ("http", "grpc")
+
+
+class TritonError(MprtError):
+    """The Triton server is unreachable, lacks a model, or refused a request."""
+
+
+def _client_module(protocol: str):
+    if protocol not in PROTOCOLS:
+        raise InputError(f"triton protocol {protocol!r}: expected one of {list(PROTOCOLS)}")
+    try:
+        if protocol == "http":
+            import tritonclient.http as module
+        else:
+            import tritonclient.grpc as module
+    except ImportError:
+        raise InputError(f"the triton backend needs tritonclient: pip install \"tritonclient[{protocol}]\" "
+                         "(or the project's [triton] extra)") from None
+    return module
+
+
+class TritonBackend(OrtBackend):
+    def __init__(self, url: str, text_embedding: np.ndarray, precision: str = "fp32", protocol: str = "http",
+                 timeout_s: float = 60.0):
+        """url: host:port of the server's HTTP (default 8000) or gRPC (8001) endpoint; precision selects
+        the `<graph>_<precision>` models; text_embedding (1,77,D) as for the ONNX Runtime backend."""
+        from tritonclient.utils import InferenceServerException
+        self.url, self.protocol = url, protocol
+        self._module = _client_module(protocol)
+        self._server_error = InferenceServerException
+        try:
+            if protocol == "http":
+                self.client = self._module.InferenceServerClient(url, connection_timeout=timeout_s,
+                                                                 network_timeout=timeout_s)
+            else:
+                self.client = self._module.InferenceServerClient(url)
+        except Exception as err:  # a malformed URL is refused here, an unreachable one on the first call
+            raise TritonError(f"triton {url}: cannot create a {protocol} client ({err})") from None
+        self._timeout_s = timeout_s
+        if not self._call("server", self.client.is_server_live):
+            raise TritonError(f"triton {url}: the server is not live")
+        names = [*REQUIRED, self._reference_graph(precision)]
+        self.models = {g: model_name(g, precision) for g in names}
+        self.specs = {g: self._read_spec(g) for g in names}
+        self.ref_graph = names[-1]
+        unet = self.specs["denoising_unet"]
+        self.dtype = np.dtype(unet.inputs[0].dtype)
+        self.text = np.asarray(text_embedding).astype(self.dtype)
+        self.ref_inputs = [n for n in unet.input_names if n.startswith("ref_")]
+        sample = unet.inputs[0].shape  # (batch, 4, frames, h, w)
+        image = self.specs["vae_decoder"].outputs[0].shape  # (frames, 3, H, W)
+        self.image_hw = (image[2], image[3])
+        self.info = BackendInfo(name="triton", device=f"{protocol}://{url}",
+                                precision=unet.precision.replace("fp", "float"), latent_channels=sample[1],
+                                scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max,
+                                concurrent_calls=False)  # one client, used from one thread
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run one client call; any failure becomes one TritonError line naming the server and model."""
+        try:
+            return fn(*args, **kwargs)
+        except self._server_error as err:
+            raise TritonError(f"triton {self.url}: {what}: {err.message() or err}") from None
+        except (OSError, ConnectionError) as err:
+            raise TritonError(f"triton {self.url}: {what}: cannot reach the server ({err}); is tritonserver "
+                              f"running with its {self.protocol} endpoint there?") from None
+
+    def _reference_graph(self, precision: str) -> str:
+        """reference_kv if the server has it, else reference_unet (an export with --reference features)."""
+        for graph in ("reference_kv", "reference_unet"):
+            name = model_name(graph, precision)
+            if self._call(f"model {name}", self.client.is_model_ready, name):
+                return graph
+        raise TritonError(f"triton {self.url}: neither {model_name('reference_kv', precision)} nor "
+                          f"{model_name('reference_unet', precision)} is ready; serve a repository written by "
+                          f"`mprt export --triton` with {precision} graphs")
+
+    def _read_spec(self, graph: str) -> GraphSpec:
+        name = self.models[graph]
+        if not self._call(f"model {name}", self.client.is_model_ready, name):
+            raise TritonError(f"triton {self.url}: model {name} is not ready (missing from the repository, "
+                              "or it failed to load: see the server log)")
+        if self.protocol == "http":
+            config = self._call(f"model {name}", self.client.get_model_config, name)
+        else:
+            config = self._call(f"model {name}", self.client.get_model_config, name, as_json=True)["config"]
+        try:
+            spec = GraphSpec.from_json(json.loads(config["parameters"][SPEC_PARAMETER]["string_value"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise TritonError(f"triton {self.url}: model {name}: its config has no valid {SPEC_PARAMETER} "
+                              f"parameter ({type(err).__name__}: {err}); write the repository with "
+                              "`mprt export --triton`") from None
+        if spec.name != graph:
+            raise TritonError(f"triton {self.url}: model {name} serves graph {spec.name!r}, expected {graph!r}")
+        return spec
+
+    def _run(self, name: str, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        spec = self.specs[name]
+        spec.check_inputs(feeds)
+        inputs = []
+        for t in spec.inputs:
+            arr = np.ascontiguousarray(feeds[t.name])
+            tensor = self._module.InferInput(t.name, list(arr.shape), TRITON_DTYPES[t.dtype])
+            tensor.set_data_from_numpy(arr)
+            inputs.append(tensor)
+        outputs = [self._module.InferRequestedOutput(t.name) for t in spec.outputs]
+        model = self.models[name]
+        result = self._call(f"model {model}", self.client.infer, model, inputs, outputs=outputs,
+                            **({"client_timeout": self._timeout_s} if self.protocol == "grpc" else {}))
+        arrays = []
+        for t in spec.outputs:
+            arr = result.as_numpy(t.name)
+            if arr is None or str(arr.dtype) != t.dtype or arr.ndim != len(t.shape):
+                got = "nothing" if arr is None else f"{arr.dtype}{list(arr.shape)}"
+                raise TritonError(f"triton {self.url}: model {model} returned {got} for {t.name}, expected "
+                                  f"{t.dtype}{list(t.shape)}")
+            arrays.append(arr)
+        return arrays
+
+    def close(self) -> None:
+        self.client.close()

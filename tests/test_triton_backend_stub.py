@@ -1,0 +1,116 @@
+"""The Triton client backend (engine/backends/triton_backend.py) against a KServe-v2 STUB server.
+
+NOT a Triton test: no Triton server can run on this machine. tests/kserve_stub.py speaks the KServe v2
+protocol (HTTP with binary tensors, and gRPC) for the few calls the client makes, and runs the
+repository's ONNX models with ONNX Runtime. That checks the protocol shape only: the right models,
+names, dtypes, shapes and bytes cross the wire. The stub runs the very graphs the ONNX Runtime backend
+runs, one thread each, so every stage must agree bit for bit (tolerance 0).
+"""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc,http] not installed (pip install -e '.[triton]')")
+pytest.importorskip("tritonclient.http", reason="tritonclient[http] not installed (pip install -e '.[triton]')")
+
+from kserve_stub import GrpcStub, HttpStub, StubModels  # noqa: E402
+from test_export_support import tiny_export, tiny_triton_repo  # noqa: E402
+
+SIZE = 128
+STUBS = {"http": HttpStub, "grpc": GrpcStub}
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    return tiny_export(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def stub_models(tmp_path_factory):
+    return StubModels(tiny_triton_repo(tmp_path_factory.getbasetemp()), include=lambda n: n.endswith("_fp32"))
+
+
+@pytest.fixture(scope="module")
+def text():
+    from engine.backends.base import read_text_embedding
+    from engine.weights.tiny import ensure_tiny_weights
+    return read_text_embedding(ensure_tiny_weights())
+
+
+@pytest.fixture(scope="module")
+def ort_backend(export_dir, text):
+    from engine.backends.ort_backend import OrtBackend
+    return OrtBackend.from_export_dir(export_dir, text, threads=1)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_each_stage_equals_the_ort_backend_through_the_stub(protocol, stub_models, ort_backend, text):
+    from engine.backends.triton_backend import TritonBackend
+    rng = np.random.default_rng(0)
+    portrait = rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)
+    maps = {t: rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    x = rng.standard_normal((2, 4, 5, 16, 16)).astype(np.float32)
+    t = np.array([[999, 749, 499, 249, 10]] * 2)
+    keep = np.array([False, True])
+    before = dict(stub_models.calls)
+    with STUBS[protocol](stub_models) as stub:
+        tb = TritonBackend(stub.url, text, protocol=protocol)
+        try:
+            assert tb.info.name == "triton" and tb.info.max_frames == ort_backend.info.max_frames
+            assert tb.specs == ort_backend.specs  # the graph specs came over the wire from the configs
+            it, io = tb.encode_reference(portrait, (SIZE, SIZE)), ort_backend.encode_reference(portrait, (SIZE, SIZE))
+            assert sorted(it) == sorted(io) and all(np.array_equal(it[k], io[k]) for k in io)
+            gt, go = tb.encode_guidance(maps), ort_backend.encode_guidance(maps)
+            np.testing.assert_array_equal(np.stack(gt), np.stack(go))
+            np.testing.assert_array_equal(tb.denoise(x, t, gt, it, keep), ort_backend.denoise(x, t, go, io, keep))
+            latents = x[0].transpose(1, 0, 2, 3)
+            np.testing.assert_array_equal(tb.decode(latents), ort_backend.decode(latents))
+        finally:
+            tb.close()
+    served = {k: v - before.get(k, 0) for k, v in stub_models.calls.items()}
+    assert served == {"vae_encoder_fp32": 1, "reference_kv_fp32": 1, "guidance_encoder_fp32": 1,
+                      "denoising_unet_fp32": 1, "vae_decoder_fp32": 1}
+
+
+def test_runtime_streams_through_the_stub_like_on_ort(stub_models, ort_backend, text):
+    from engine.backends.triton_backend import TritonBackend
+    from engine.runtime.presets import preset_settings
+    from engine.runtime.runner import StreamRuntime
+    from engine.runtime.sources import MapsSource
+    from test_runtime_equivalence import Collect
+    rng = np.random.default_rng(1)
+    portrait = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    maps = {t: rng.integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    outs = []
+    with HttpStub(stub_models) as stub:
+        for backend in (TritonBackend(stub.url, text), ort_backend):
+            rt = StreamRuntime(backend, preset_settings("realtime", steps=2, frames_per_stage=2), SIZE)
+            rt.set_identity(portrait)
+            sink = Collect()
+            rt.run(MapsSource(maps), [sink])
+            outs.append(np.stack(sink.frames))
+    assert outs[0].shape == (6, SIZE, SIZE, 3)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_unreachable_server_and_missing_model_are_one_clear_line(stub_models, text):
+    from engine.backends.triton_backend import TritonBackend, TritonError
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for protocol in ("http", "grpc"):
+        with pytest.raises(TritonError, match=rf"triton 127.0.0.1:{port}: .*") as err:
+            TritonBackend(f"127.0.0.1:{port}", text, protocol=protocol, timeout_s=5)
+        assert "\n" not in str(err.value)
+    partial = StubModels.__new__(StubModels)  # the same models without the VAE decoder
+    partial.configs = {k: v for k, v in stub_models.configs.items() if k != "vae_decoder_fp32"}
+    partial.sessions, partial.calls = stub_models.sessions, stub_models.calls
+    with HttpStub(partial) as stub:
+        with pytest.raises(TritonError, match="model vae_decoder_fp32 is not ready"):
+            TritonBackend(stub.url, text)
+        with pytest.raises(TritonError, match="neither reference_kv_fp16 nor reference_unet_fp16"):
+            TritonBackend(stub.url, text, precision="fp16")

@@ -17,7 +17,7 @@ def test_every_registered_backend_resolves_to_a_callable():
         except ImportError as err:  # e.g. torch missing for the torch backend
             pytest.skip(f"{module}: {err}")
         assert callable(functools.reduce(getattr, attribute.split("."), mod)), name
-    assert backend_names() == ("torch", "onnxruntime", "tensorrt")
+    assert backend_names() == ("torch", "onnxruntime", "tensorrt", "triton")
 
 
 def test_torch_backend_in_one_line(tiny_weights):
@@ -30,12 +30,14 @@ def test_torch_backend_in_one_line(tiny_weights):
 
 
 @pytest.mark.parametrize("name, options, needle", [
-    ("nope", {}, "expected one of torch, onnxruntime, tensorrt"),
+    ("nope", {}, "expected one of torch, onnxruntime, tensorrt, triton"),
     ("torch", {"precision": "int8"}, "precision 'int8'"),
     ("torch", {"precision": "fp16", "device": "cpu"}, "needs a GPU device"),
     ("onnxruntime", {}, "--onnx DIR"),
     ("tensorrt", {}, "--engines DIR"),
     ("tensorrt", {"engines": "x", "device": "cpu"}, "CUDA device"),
+    ("triton", {}, "--triton-url host:port"),
+    ("triton", {"url": "ftp://h:1"}, "expected host:port, http://host:port or grpc://host:port"),
 ])
 def test_bad_requests_are_named(name, options, needle):
     with pytest.raises(InputError, match=needle):

@@ -48,8 +48,9 @@ def ort_backend(export_dir, text):
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_each_stage_equals_the_ort_backend_through_the_stub(protocol, stub_models, ort_backend, text):
-    from engine.backends.triton_backend import TritonBackend
+def test_each_stage_equals_the_ort_backend_through_the_stub(protocol, stub_models, ort_backend):
+    from engine.backends.registry import open_backend
+    from engine.weights.tiny import ensure_tiny_weights
     rng = np.random.default_rng(0)
     portrait = rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)
     maps = {t: rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
@@ -58,9 +59,11 @@ def test_each_stage_equals_the_ort_backend_through_the_stub(protocol, stub_model
     keep = np.array([False, True])
     before = dict(stub_models.calls)
     with STUBS[protocol](stub_models) as stub:
-        tb = TritonBackend(stub.url, text, protocol=protocol)
+        url = f"grpc://{stub.url}" if protocol == "grpc" else stub.url  # no scheme: HTTP
+        tb = open_backend("triton", url=url, weights=ensure_tiny_weights())
         try:
-            assert tb.info.name == "triton" and tb.info.max_frames == ort_backend.info.max_frames
+            assert tb.info.name == "triton" and tb.info.device == f"{protocol}://{stub.url}"
+            assert (tb.info.max_frames, tb.info.image_size) == (ort_backend.info.max_frames, SIZE)
             assert tb.specs == ort_backend.specs  # the graph specs came over the wire from the configs
             it, io = tb.encode_reference(portrait, (SIZE, SIZE)), ort_backend.encode_reference(portrait, (SIZE, SIZE))
             assert sorted(it) == sorted(io) and all(np.array_equal(it[k], io[k]) for k in io)
@@ -114,3 +117,24 @@ def test_unreachable_server_and_missing_model_are_one_clear_line(stub_models, te
             TritonBackend(stub.url, text)
         with pytest.raises(TritonError, match="neither reference_kv_fp16 nor reference_unet_fp16"):
             TritonBackend(stub.url, text, precision="fp16")
+
+
+def test_mprt_animate_with_backend_triton_equals_backend_onnxruntime(stub_models, export_dir, tmp_path):
+    from PIL import Image
+
+    from engine.cli import main
+    from engine.guidance.folders import write_guidance_folders
+    rng = np.random.default_rng(5)
+    write_guidance_folders(tmp_path / "g", {t: rng.integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
+                                            for t in ("depth", "normal", "render")})
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    common = ["animate", "--source", str(tmp_path / "p.png"), "--guidance", str(tmp_path / "g"),
+              "--preset", "realtime", "--steps", "1"]
+    frames = {}
+    with GrpcStub(stub_models) as stub:
+        for name, backend in (("triton", ["--backend", "triton", "--triton-url", f"grpc://{stub.url}"]),
+                              ("ort", ["--backend", "onnxruntime", "--onnx", str(export_dir)])):
+            assert main(common + backend + ["--frames-dir", str(tmp_path / name)]) == 0
+            frames[name] = [np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))]
+    assert len(frames["triton"]) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(frames["triton"], frames["ort"]))

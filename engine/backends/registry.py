@@ -21,6 +21,7 @@ OPENERS = {
     "torch": "engine.backends.torch_backend:TorchBackend.open",
     "onnxruntime": "engine.backends.ort_backend:OrtBackend.open",
     "tensorrt": "engine.backends.trt_backend:TrtBackend.open",
+    "triton": "engine.backends.triton_backend:TritonBackend.open",
 }
 PRECISIONS = ("fp32", "fp16")
 
@@ -35,6 +36,7 @@ class BackendRequest:
     precision: str | None = None                # "fp32" / "fp16"; None = the backend's default
     cuda_graphs: bool = True                    # tensorrt: capture CUDA graphs
     threads: int | None = None                  # onnxruntime: intra-op threads
+    url: str | None = None                      # triton: "host:port" (HTTP) or "grpc://host:port"
 
 
 def backend_names() -> tuple[str, ...]:
@@ -42,9 +44,11 @@ def backend_names() -> tuple[str, ...]:
 
 
 def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: str | None = None,
-                 precision: str | None = None, cuda_graphs: bool = True, threads: int | None = None) -> Backend:
+                 precision: str | None = None, cuda_graphs: bool = True, threads: int | None = None,
+                 url: str | None = None) -> Backend:
     """One loaded backend: "torch" (weights; without them the tiny random-weight model, announced on
-    stderr), "onnxruntime" (onnx=export dir) or "tensorrt" (engines=build dir). The graph backends read
+    stderr), "onnxruntime" (onnx=export dir), "tensorrt" (engines=build dir) or "triton" (url of a server
+    serving an `mprt export --triton` repository). The graph backends read
     the text embedding from `weights` (or the tiny model's). `backend.info.image_size` is its native size."""
     if name not in OPENERS:
         raise InputError(f"backend {name!r}: expected one of {', '.join(OPENERS)}")
@@ -52,7 +56,7 @@ def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: st
         raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     module, attribute = OPENERS[name].split(":")
     opener = functools.reduce(getattr, attribute.split("."), importlib.import_module(module))
-    return opener(BackendRequest(weights, onnx, engines, device, precision, cuda_graphs, threads))
+    return opener(BackendRequest(weights, onnx, engines, device, precision, cuda_graphs, threads, url))
 
 
 def text_embedding_for(request: BackendRequest, backend: str):

@@ -45,6 +45,16 @@ def _client_module(protocol: str):
     return module
 
 
+def split_url(url: str) -> tuple[str, str]:
+    """"grpc://host:port" -> ("grpc", "host:port"); no scheme means HTTP (tritonclient takes no scheme)."""
+    scheme, sep, address = url.partition("://")
+    if not sep:
+        return "http", url
+    if scheme not in PROTOCOLS or not address:
+        raise InputError(f"triton url {url!r}: expected host:port, http://host:port or grpc://host:port")
+    return scheme, address
+
+
 class TritonBackend(OrtBackend):
     def __init__(self, url: str, text_embedding: np.ndarray, precision: str = "fp32", protocol: str = "http",
                  timeout_s: float = 60.0):
@@ -79,7 +89,19 @@ class TritonBackend(OrtBackend):
         self.info = BackendInfo(name="triton", device=f"{protocol}://{url}",
                                 precision=unet.precision.replace("fp", "float"), latent_channels=sample[1],
                                 scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max,
-                                concurrent_calls=False)  # one client, used from one thread
+                                concurrent_calls=False,  # one client, used from one thread
+                                image_size=self.image_hw[0])
+
+    @classmethod
+    def open(cls, request) -> "TritonBackend":
+        """registry opener: request.url ("host:port" = HTTP, "grpc://host:port", "http://host:port"),
+        precision (default fp32: the models `<graph>_fp32`), weights (for the text embedding)."""
+        from engine.backends.registry import text_embedding_for
+        if not request.url:
+            raise InputError("backend triton needs the server's address (--triton-url host:port, or "
+                             "grpc://host:port)")
+        protocol, address = split_url(request.url)
+        return cls(address, text_embedding_for(request, "triton"), request.precision or "fp32", protocol)
 
     def _call(self, what: str, fn, *args, **kwargs):
         """Run one client call; any failure becomes one TritonError line naming the server and model."""

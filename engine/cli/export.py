@@ -10,7 +10,9 @@ def register(sub) -> None:
         "and decoder to ONNX opset 18 with dynamic frames/batch axes. Each graph is run in ONNX Runtime "
         "(CPU) against the torch module (fp32 tolerance 1e-4 relative, 1e-3 for the fp16-rounded reference "
         "graph; fp16 graphs 2e-2); with --slim, onnxslim's clean-up is kept only where that still holds. Writes "
-        "<graph>.<precision>.onnx (+ .data over 2 GB) and export.json, which `mprt build` reads.")
+        "<graph>.<precision>.onnx (+ .data over 2 GB) and export.json, which `mprt build` reads. With --triton DIR "
+        "it also writes a Triton Inference Server model repository; with --triton and --onnx or --engines instead "
+        "of --weights, only the repository, from an earlier export or build.")
     p.add_argument("--weights", help="model folder in upstream's layout (or mprt make-tiny-weights); required "
                    "unless --triton writes a repository from --onnx / --engines")
     p.add_argument("--out", help="output folder for the ONNX graphs and export.json (required with --weights)")
@@ -42,10 +44,10 @@ def register(sub) -> None:
     t.add_argument("--onnx", metavar="DIR", help="--triton without --weights: an existing `mprt export` folder")
     t.add_argument("--engines", metavar="DIR",
                    help="--triton: TensorRT plans from this `mprt build` folder instead of the ONNX graphs")
-    t.add_argument("--triton-instances", type=int, default=1, help="model instances per device (default 1)")
+    t.add_argument("--triton-instances", type=int, default=1, metavar="N", help="model instances per device (default 1)")
     t.add_argument("--triton-kind", choices=("gpu", "cpu"), default="gpu",
                    help="instance kind (default gpu; cpu serves ONNX models with ONNX Runtime on the CPU)")
-    t.add_argument("--triton-queue-delay-us", type=int, default=0,
+    t.add_argument("--triton-queue-delay-us", type=int, default=0, metavar="US",
                    help="dynamic batcher's wait for more requests on the per-frame models (default 0: batch "
                    "only what is already queued)")
     p.set_defaults(func=run)

@@ -33,6 +33,8 @@ def add_stream_options(p, default_preset: str) -> None:
     b.add_argument("--backend", default="torch", choices=backend_names(), help="inference backend (default torch)")
     b.add_argument("--onnx", metavar="DIR", help="onnxruntime: an `mprt export` directory")
     b.add_argument("--engines", metavar="DIR", help="tensorrt: a `mprt build` directory")
+    b.add_argument("--triton-url", metavar="URL", help="triton: a Triton server with an `mprt export --triton` "
+                   "repository, host:port (HTTP, e.g. localhost:8000) or grpc://host:port")
     b.add_argument("--precision", choices=("fp32", "fp16"), default=None,
                    help="graph precision for onnxruntime/tensorrt (default fp32 / fp16)")
     b.add_argument("--no-cuda-graph", action="store_true", help="tensorrt: do not capture CUDA graphs")
@@ -62,7 +64,8 @@ def build_backend(args):
     if args.backend == "torch" and args.fp16 and args.device == "cpu":
         raise InputError("--fp16: half precision needs a GPU device (got --device cpu)")
     backend = open_backend(args.backend, weights=args.weights, onnx=args.onnx, engines=args.engines,
-                           device=args.device, precision=precision, cuda_graphs=not args.no_cuda_graph)
+                           device=args.device, precision=precision, cuda_graphs=not args.no_cuda_graph,
+                           url=args.triton_url)
     return backend, backend.info.image_size
 
 

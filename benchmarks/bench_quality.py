@@ -1,0 +1,329 @@
+"""Quality benchmark: every variant of benchmarks/quality_variants.py (presets, a steps / CFG sweep,
+torch and onnxruntime, fp16 where it runs) on held-out synthetic people (identities and motions the
+model never saw), scored against the known ground truth, with speed from the same runtime runs, and
+the controls of issue 11 (swapped reference / motion, copied reference / render map, mean image).
+
+    .venv/bin/python benchmarks/bench_quality.py --weights /work/data/synthetic-heads
+    .venv/bin/python benchmarks/bench_quality.py --quick            # 1 clip, 6 frames, presets on torch
+
+Writes benchmarks/results/quality.{json,md,png} (PNG: speed vs PSNR / foreground IoU with the Pareto
+front) and quality_strip.png (reference | guidance | output | ground truth). Metrics:
+engine/evaluation/metrics.py; done-criteria: engine/evaluation/criteria.py. Timings are the
+streaming runtime's (engine/runtime) on this machine at its recorded load: on a shared CPU indicative.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS_DIR, machine_info, write_results  # noqa: E402
+from benchmarks.quality_variants import DECODERS, VARIANTS, Variant  # noqa: E402
+
+DEFAULT_DATA = "/work/data/synth-v1"
+
+
+def stream_settings_for(variant: Variant):
+    """The variant's settings exactly as the CLI builds them from --preset and overrides."""
+    from engine.cli.streaming import stream_settings
+    fields = dict(steps=None, guidance_scale=None, cfg_steps=None, window=None, overlap=None, frames_per_stage=None)
+    fields.update(variant.settings_overrides)
+    return stream_settings(argparse.Namespace(preset=variant.preset, **fields))
+
+
+def load_cases(args):
+    from engine.evaluation.controls import make_cases, mean_image
+    from engine.synthetic.dataset import DatasetSpec, load_split, render_split
+    if args.data and pathlib.Path(args.data, "dataset.json").exists():
+        clips = [c.resized(args.size) for c in load_split(args.data, "heldout")]
+        where = f"{args.data} (held-out split)"
+    else:
+        clips = render_split(DatasetSpec(), "heldout", size=args.size, limit=2 * max(args.clips, 2))
+        where = "DatasetSpec() held-out split rendered in memory"
+    return make_cases(clips, args.clips, args.frames), mean_image(clips), where
+
+
+class Backends:
+    """Backends opened once per (model, backend, precision, decoder); an ONNX export per model made
+    on first use, in a temporary folder (`mprt export`, the command a user runs)."""
+
+    def __init__(self, args, tmp: pathlib.Path):
+        self.args, self.tmp = args, tmp
+        self.opened: dict[tuple, object] = {}
+        self.exports: dict[str, pathlib.Path] = {}
+        self.export_seconds: dict[str, float] = {}
+
+    def model_dir(self, variant: Variant) -> pathlib.Path:
+        if variant.model == "trained":
+            return pathlib.Path(self.args.weights)
+        if variant.model not in self.args.models:
+            raise LookupError(f"model '{variant.model}' not given (--model {variant.model}=DIR)")
+        return pathlib.Path(self.args.models[variant.model])
+
+    def get(self, variant: Variant):
+        key = (variant.model, variant.backend, variant.precision, variant.decoder)
+        if key not in self.opened:
+            if variant.decoder not in DECODERS:
+                raise LookupError(f"decoder '{variant.decoder}' has no entry in DECODERS")
+            self.opened[key] = DECODERS[variant.decoder](self._open(variant), self.model_dir(variant))
+        return self.opened[key]
+
+    def _open(self, variant: Variant):
+        from engine.backends.registry import open_backend
+        weights = self.model_dir(variant)
+        onnx = self._export(variant.model, weights) if variant.backend == "onnxruntime" else None
+        return open_backend(variant.backend, weights=weights, onnx=onnx, device=self.args.device,
+                            precision=variant.precision, threads=self.args.threads)
+
+    def _export(self, model: str, weights: pathlib.Path) -> pathlib.Path:
+        if model == "trained" and self.args.onnx:
+            return pathlib.Path(self.args.onnx)
+        if model not in self.exports:
+            from engine.cli import main as mprt
+            out = self.tmp / f"onnx-{model}"
+            print(f"mprt export {weights} -> {out} (fp32 + fp16) ...", file=sys.stderr)
+            t0 = time.perf_counter()
+            rc = mprt(["export", "--weights", str(weights), "--out", str(out), "--fp16", "--parity-frames", "none"])
+            if rc != 0:
+                raise RuntimeError(f"mprt export of {weights} failed (exit {rc})")
+            self.exports[model], self.export_seconds[model] = out, round(time.perf_counter() - t0, 1)
+        return self.exports[model]
+
+
+def warm_up(backend, cases, size: int, seed: int) -> None:
+    """Unmeasured: the first calls of a backend pick kernels / allocate; one 1-step clip run and one
+    realtime run on the first case."""
+    from engine.evaluation.runs import run_runtime
+    from engine.runtime.presets import preset_settings
+    clip = cases[0].clip
+    for settings in (preset_settings("quality", steps=1), preset_settings("realtime")):
+        run_runtime(backend, settings, clip.reference, clip.maps, size, seed)
+
+
+def score(frames, case) -> dict:
+    from engine.evaluation.metrics import score_clip
+    from engine.synthetic.dataset import background
+    clip = case.clip
+    return score_clip(frames, clip.frames, clip.mask, background(clip.identity, clip.frames.shape[1]))
+
+
+def aggregate(per_case: list[dict]) -> dict:
+    from engine.evaluation.metrics import METRICS
+    out = {m: round(float(np.nanmean([r[m] for r in per_case])), 4) for m in METRICS}
+    frames = sum(r["frames"] for r in per_case)
+    if all("wall_s" in r for r in per_case):
+        wall = sum(r["wall_s"] for r in per_case)
+        out["s_per_frame"] = round(wall / frames, 4)
+        out["latency_p50_ms"] = round(float(np.mean([r["latency_p50_ms"] for r in per_case])), 1)
+        out["first_frame_s"] = round(float(np.mean([r["first_frame_s"] for r in per_case])), 3)
+        out["unet_calls_per_frame"] = round(sum(r["unet_calls"] for r in per_case) / frames, 2)
+    return out
+
+
+def run_model(backend, settings, reference, maps, case, size, seed) -> tuple[np.ndarray, dict]:
+    from engine.evaluation.runs import run_runtime
+    frames, report, seconds = run_runtime(backend, settings, reference, maps, size, seed)
+    row = {"case": case.name, "frames": len(frames), **score(frames, case), "wall_s": round(seconds, 3),
+           "latency_p50_ms": report["latency"].get("p50_ms"), "first_frame_s": report["first_frame_s"],
+           "unet_calls": report["stages"]["unet"]["count"]}
+    return frames, row
+
+
+def variant_row(v: Variant, settings) -> dict:
+    return {"variant": v.name, "kind": "model", "backend": v.backend, "precision": v.precision,
+            "decoder": v.decoder, "model": v.model, "preset": v.preset, "mode": settings.mode,
+            "steps": settings.steps,
+            "cfg": "none" if not settings.uses_cfg(0) else ("all" if settings.cfg_steps is None
+                                                              else f"first {settings.cfg_steps}")}
+
+
+def main(argv=None) -> int:
+    from engine.errors import MprtError
+    try:
+        return run(argv)
+    except MprtError as err:  # a bad folder or option: one line
+        print(f"bench_quality: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", default=os.environ.get("MPRT_QUALITY_WEIGHTS"),
+                   help="the trained model's folder (upstream layout; default $MPRT_QUALITY_WEIGHTS)")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                   help="another model for variants with model=NAME (e.g. a distilled student)")
+    p.add_argument("--onnx", default=None, metavar="DIR",
+                   help="an `mprt export --fp16` folder of --weights for the onnxruntime rows (default: export "
+                   "into a temporary folder, which takes minutes on a CPU)")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help=f"synthetic dataset folder (default {DEFAULT_DATA}; absent: render the held-out split)")
+    p.add_argument("--clips", type=int, default=2, help="held-out clips, distinct identities and motions (default 2)")
+    p.add_argument("--frames", type=int, default=8, help="frames per clip (default 8, <= 16)")
+    p.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
+    p.add_argument("--backends", default="torch,onnxruntime", help="comma-separated (default torch,onnxruntime)")
+    p.add_argument("--quick", action="store_true", help="1 clip of 6 frames, the quick variants (torch presets)")
+    p.add_argument("--no-controls", action="store_true", help="skip the swapped-input controls (2 quality runs/clip)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and onnxruntime (default 1)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out-dir", default=str(RESULTS_DIR))
+    args = p.parse_args(argv)
+    if not args.weights:
+        p.error("--weights: expected the trained model's folder (or set MPRT_QUALITY_WEIGHTS)")
+    try:
+        args.models = dict(m.split("=", 1) for m in args.model)
+    except ValueError:
+        p.error(f"--model: expected NAME=DIR, got {args.model}")
+    if args.quick:
+        args.clips, args.frames = 1, 6
+    import torch
+
+    from engine.evaluation.controls import ANSWER_CONTROLS, MODEL_CONTROLS, answer_control, model_control_inputs
+    from engine.evaluation.criteria import judge_all
+    from engine.errors import MprtError
+    from engine.weights.layout import WeightsLayout
+    from engine.weights.load import load_model_config
+    torch.set_num_threads(args.threads)
+    args.size = load_model_config(WeightsLayout.discover(args.weights)).image_size
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    cases, mean, data_from = load_cases(args)
+    wanted = set(args.variants.split(",")) if args.variants else None
+    backends_wanted = set(args.backends.split(","))
+    variants = [v for v in VARIANTS if (wanted is None or v.name in wanted) and v.backend in backends_wanted
+                and (v.quick or not args.quick)]
+    if wanted and (unknown := wanted - {v.name for v in VARIANTS}):
+        p.error(f"--variants: unknown {sorted(unknown)}; known: {[v.name for v in VARIANTS]}")
+
+    rows, per_case, outputs, skipped = [], [], {}, []
+    with tempfile.TemporaryDirectory(prefix="mprt-quality-") as tmp:
+        backends = Backends(args, pathlib.Path(tmp))
+        warmed = set()
+        for v in variants:
+            settings = stream_settings_for(v)
+            try:
+                backend = backends.get(v)
+            except (MprtError, LookupError, ImportError) as err:  # not available here (fp16 on a CPU, a model
+                # or package not given): listed with the reason
+                skipped.append({**variant_row(v, settings), "kind": "not run", "note": f"not run: {err}"})
+                print(f"{v.name}: not run ({err})", file=sys.stderr)
+                continue
+            if id(backend) not in warmed:
+                warm_up(backend, cases, args.size, args.seed)
+                warmed.add(id(backend))
+            results = []
+            for case in cases:
+                frames, r = run_model(backend, settings, case.clip.reference, case.clip.maps, case, args.size,
+                                      args.seed)
+                outputs[(v.name, case.name)] = frames
+                results.append(r)
+                per_case.append({"variant": v.name, **r})
+            rows.append({**variant_row(v, settings), **aggregate(results)})
+            print(f"{v.name}: {rows[-1]}", file=sys.stderr)
+            if v.name == "quality" and not args.no_controls:
+                for control in MODEL_CONTROLS:
+                    results = []
+                    for case in cases:
+                        ref, maps = model_control_inputs(case, control)
+                        frames, r = run_model(backend, settings, ref, maps, case, args.size, args.seed)
+                        outputs[(control, case.name)] = frames
+                        results.append(r)
+                        per_case.append({"variant": control, **r})
+                    rows.append({"variant": control, "kind": "control (quality preset, wrong input)",
+                                 "backend": v.backend, "precision": v.precision, "preset": "quality",
+                                 **aggregate(results)})
+                    print(f"{control}: {rows[-1]}", file=sys.stderr)
+        export_seconds = backends.export_seconds
+    for control in ANSWER_CONTROLS:
+        results = []
+        for case in cases:
+            frames = answer_control(case, control, mean)
+            results.append({"case": case.name, "frames": len(frames), **score(frames, case)})
+            per_case.append({"variant": control, **results[-1]})
+        rows.append({"variant": control, "kind": "answer (no model)", **aggregate(results)})
+
+    by_name = {r["variant"]: r for r in rows}
+    verdicts = []
+    rows += skipped
+    if "quality" in by_name and all(c in by_name for c in MODEL_CONTROLS):
+        verdicts = judge_all(by_name["quality"], by_name)
+    load_after = os.getloadavg()
+    meta = {**machine_info(), "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
+            "weights": str(args.weights), "size": args.size, "data": data_from,
+            "cases": [c.name + f" (borrows from {c.other.identity}/{c.other.motion})" for c in cases],
+            "frames_per_clip": args.frames, "threads": args.threads, "device": args.device, "seed": args.seed,
+            "onnx_export_s": export_seconds, "benchmark_wall_s": round(time.perf_counter() - t_start, 1)}
+    out_dir = pathlib.Path(args.out_dir)
+    write_outputs(rows, per_case, verdicts, meta, out_dir)
+    from benchmarks.quality_figures import pareto_plot, frame_strip
+    pareto_plot(rows, out_dir / "quality.png")
+    if ("quality", cases[0].name) in outputs:
+        frame_strip(cases, outputs, out_dir / "quality_strip.png")
+    failed = [v for v in verdicts if not v["pass"]]
+    print(f"done in {meta['benchmark_wall_s']} s; criteria: {len(verdicts) - len(failed)}/{len(verdicts)} pass",
+          file=sys.stderr)
+    return 0
+
+
+COLUMNS = ["variant", "backend", "precision", "mode", "steps", "cfg", "s_per_frame", "latency_p50_ms",
+           "first_frame_s", "unet_calls_per_frame", "psnr_db", "ssim", "l1", "fg_iou", "face_colour_err",
+           "bg_err", "flicker", "note"]
+
+
+def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path) -> None:
+    from benchmarks.common import markdown_table
+    from engine.evaluation.criteria import CLEARLY_RATIO
+    from engine.evaluation.metrics import FG_THRESHOLD, PSNR_CAP
+    notes = [
+        "Held-out synthetic people: identities and motions outside the training seeds. Every model row ran "
+        "through the streaming runtime (StreamRuntime + MapsSource, frames collected in memory); "
+        "s_per_frame = wall time of the run (identity encode included) / frames; latency and first frame "
+        "from the runtime's report; one unmeasured warm-up per backend. Timings on a shared 2-core CPU "
+        "are indicative (load averages above).",
+        f"Metrics (engine/evaluation/metrics.py), 8-bit levels unless stated: psnr_db (whole clip, identical "
+        f"= {PSNR_CAP:g}), ssim (Gaussian window sigma 1.5, 11x11, Wang et al. 2004), l1; fg_iou: output "
+        f"foreground = pixels whose largest channel differs from the identity's known background by > "
+        f"{FG_THRESHOLD} levels, vs ground truth mask > 127; face_colour_err: |mean RGB out - mean RGB truth| "
+        "over the true face (mask > 127); bg_err: mean |out - truth| where the head never is (mask 0); "
+        "flicker: mean |d(out) - d(truth)| over consecutive frames. Higher is better for psnr/ssim/fg_iou, "
+        "lower for the rest.",
+        "Controls: 'swapped reference' / 'swapped motion' run the quality preset (torch) with another held-out "
+        "identity's reference / another held-out motion's guidance; 'copy the reference', 'copy the render "
+        "map', 'mean image' (mean of every held-out ground-truth frame) answer without a model; 'clip mean (oracle)' "
+        "and 'ground truth (ceiling)' are informative (they use the clip's ground truth).",
+    ]
+    write_results("quality", "Quality per preset and backend on held-out synthetic people", rows, COLUMNS,
+                  meta, notes, out_dir)
+    # the JSON gets the per-clip rows and the verdicts too
+    import json
+
+    from engine.io.atomic import atomic_file
+    json_path = out_dir / "quality.json"
+    data = json.loads(json_path.read_text())
+    data.update(per_clip=per_case, criteria=verdicts)
+    with atomic_file(json_path, "w") as fh:
+        fh.write(json.dumps(data, indent=2) + "\n")
+    if verdicts:
+        lines = ["", "## Done-criteria (issue 11): torch `quality` vs each control", "",
+                 f"Fixed before measuring (engine/evaluation/criteria.py); 'clearly' = error <= {CLEARLY_RATIO:g} x "
+                 "the control's.", "",
+                 markdown_table([{**v, "pass": "PASS" if v["pass"] else "FAIL"} for v in verdicts],
+                                ["criterion", "quality", "control_value", "margin", "margin_kind", "required", "pass"]),
+                 ""]
+        md_path = out_dir / "quality.md"
+        text = md_path.read_text()
+        with atomic_file(md_path, "w") as fh:
+            fh.write(text + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,8 +21,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS_DIR, machine_info, write_results  # noqa: E402
-
-PRESETS = ("quality", "balanced", "realtime")
+from engine.runtime.presets import PRESETS  # noqa: E402
 
 
 class Collect:

@@ -63,14 +63,14 @@ def test_offline_sampler_matches_a_hand_rolled_upstream_loop(tiny_model):
     import torch
 
     from engine.sampling.context import context_windows
-    from engine.sampling.ddim import DDIMSchedule
+    from engine.sampling.schedulers.ddim import DDIMSchedule
     from engine.sampling.offline import OfflineSettings, sample_offline
     m = tiny_model
     g = torch.Generator().manual_seed(1)
     noise = torch.randn(1, 4, 8, 16, 16, generator=g)
     guidance = torch.randn(1, 32, 8, 16, 16, generator=g)
     kv = m.reference_kv(torch.randn(1, 4, 16, 16, generator=g))
-    settings = OfflineSettings(steps=2, guidance_scale=3.5, context_frames=4, context_overlap=1)
+    settings = OfflineSettings(steps=2, guidance_scale=3.5, window=4, overlap=1)
     got = sample_offline(m.denoising_unet, m.text_embedding, kv, guidance, noise, settings)
     s, x = DDIMSchedule(), noise.clone()
     with torch.no_grad():

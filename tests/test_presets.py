@@ -9,7 +9,7 @@ from engine.sampling.offline import OfflineSettings
 def test_quality_is_upstreams_offline_configuration():
     q, off = PRESETS["quality"].settings, OfflineSettings()
     assert (q.mode, q.steps, q.guidance_scale, q.window, q.overlap, q.cfg_steps) == \
-        ("clip", off.steps, off.guidance_scale, off.context_frames, off.context_overlap, None)
+        ("clip", off.steps, off.guidance_scale, off.window, off.overlap, None)
     assert [q.uses_cfg(i) for i in range(q.steps)] == [True] * 20
 
 

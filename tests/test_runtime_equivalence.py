@@ -46,7 +46,7 @@ def test_quality_preset_equals_offline_sampler(tiny, clip):
     from engine.sampling.offline import OfflineSettings, sample_offline
     source, maps = clip
     # 4-frame windows over 8 frames: several windows, overlaps and wrap-around are exercised.
-    offline = OfflineSettings(steps=3, guidance_scale=3.5, context_frames=4, context_overlap=1)
+    offline = OfflineSettings(steps=3, guidance_scale=3.5, window=4, overlap=1)
     ref_kv = tiny.reference_kv(tiny.encode_reference(source, (SIZE, SIZE)))
     expected = sample_offline(tiny.denoising_unet, tiny.text_embedding, ref_kv, tiny.encode_guidance(maps),
                                initial_noise(FRAMES, SIZE, tiny, 42), offline)

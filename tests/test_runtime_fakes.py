@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.backends.base import Backend, BackendInfo
-from engine.sampling.ddim import DDIMSchedule
+from engine.sampling.schedulers.ddim import DDIMSchedule
 
 
 class FrameLocalBackend(Backend):

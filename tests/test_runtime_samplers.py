@@ -7,7 +7,7 @@ import pytest
 
 from engine.runtime.noise import FrameNoise
 from engine.runtime.presets import preset_settings
-from engine.runtime.runner import SAMPLERS
+from engine.runtime.modes import MODES
 from test_runtime_fakes import FrameLocalBackend, one_frame_reference
 
 NOISE = FrameNoise(seed=3, shape=(4, 2, 2))
@@ -17,7 +17,7 @@ def run_sampler(settings, frames: int):
     backend = FrameLocalBackend()
     identity = 0.25
     features = [0.1 * ((i * 7) % 5) for i in range(frames)]
-    sampler = SAMPLERS[settings.mode](backend, identity, settings, NOISE)
+    sampler = MODES[settings.mode](backend, identity, settings, NOISE)
     out, per_push = [], []
     for seq, feature in enumerate(features):
         done = sampler.push(seq, feature)
@@ -79,17 +79,17 @@ def test_windowed_overlap_is_blended_with_the_previous_window():
     settings = preset_settings("balanced", steps=3, window=6, overlap=3, cfg_steps=0)
     features = [0.2 * (i % 3) for i in range(9)]
     blended = dict()
-    s = SAMPLERS["windowed"](WindowCoupled(), 0.3, settings, NOISE)
+    s = MODES["windowed"](WindowCoupled(), 0.3, settings, NOISE)
     for i, f in enumerate(features):
         blended.update(s.push(i, f))
     blended.update(s.finish())
     assert sorted(blended) == list(range(9))
     alone = dict()  # the second window without the first
-    s2 = SAMPLERS["windowed"](WindowCoupled(), 0.3, dataclasses.replace(settings, overlap=0), NOISE)
+    s2 = MODES["windowed"](WindowCoupled(), 0.3, dataclasses.replace(settings, overlap=0), NOISE)
     for i in range(3, 9):
         alone.update(s2.push(i, features[i]))
     first = dict()
-    s3 = SAMPLERS["windowed"](WindowCoupled(), 0.3, dataclasses.replace(settings, overlap=0), NOISE)
+    s3 = MODES["windowed"](WindowCoupled(), 0.3, dataclasses.replace(settings, overlap=0), NOISE)
     for i in range(0, 6):
         first.update(s3.push(i, features[i]))
     for k, j in enumerate((3, 4, 5)):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.sampling.context import context_windows
-from engine.sampling.ddim import DDIMSchedule
+from engine.sampling.schedulers.ddim import DDIMSchedule
 
 
 def test_trailing_timesteps_for_20_steps():

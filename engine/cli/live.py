@@ -34,17 +34,18 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.cli.animate import load_head_model
+    from engine.cli.streaming import build_backend, open_sinks, run_stream, stream_settings
     from engine.driving.pipeline import resolve_landmarker
     from engine.errors import InputError
     from engine.io.images import read_rgb_image
     from engine.io.video_writer import check_output_path
-    from engine.cli.streaming import build_backend, open_sinks, run_stream, stream_settings
     from engine.runtime.driving_source import DrivingSource, DrivingTracker, video_frames_paced, webcam_frames
+    from engine.runtime.presets import live_presets
     from engine.runtime.sinks import display_available
 
     if not stream_settings(args).is_causal:
-        raise InputError(f"--preset {args.preset}: needs the whole clip; live input needs --preset balanced "
-                         "or realtime")
+        raise InputError(f"--preset {args.preset}: needs the whole clip; live input needs --preset "
+                         f"{' or '.join(live_presets())}")
     if args.out:
         check_output_path(args.out, args.overwrite)
     if not (args.out or args.frames_dir):

@@ -10,11 +10,13 @@ from engine.errors import InputError
 
 def add_stream_options(p, default_preset: str) -> None:
     from engine.runtime.presets import PRESETS
+    from engine.sampling.schedulers import scheduler_names
     g = p.add_argument_group("streaming (preset, then any of these overrides)")
-    g.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
-                   help="; ".join(f"{n}: {PRESETS[n].summary}" for n in ("quality", "balanced", "realtime"))
-                   + f" (default {default_preset})")
-    g.add_argument("--steps", type=int, default=None, help="DDIM steps (quality 20; streaming presets 1..20)")
+    g.add_argument("--preset", default=default_preset, choices=list(PRESETS),
+                   help="; ".join(f"{n}: {p.summary}" for n, p in PRESETS.items()) + f" (default {default_preset})")
+    g.add_argument("--scheduler", default=None, choices=scheduler_names(),
+                   help="noise scheduler (default: the preset's, ddim)")
+    g.add_argument("--steps", type=int, default=None, help="scheduler steps (quality 20; streaming presets 1..20)")
     g.add_argument("--guidance-scale", type=float, default=None, help="CFG scale; <= 1 disables CFG (default 3.5)")
     g.add_argument("--cfg-steps", type=int, default=None,
                    help="CFG on the first K steps only; -1 = every step (upstream), 0 = never")
@@ -50,7 +52,8 @@ def stream_settings(args):
 
     from engine.runtime.presets import preset_settings
     cfg = None if args.cfg_steps is None or args.cfg_steps < 0 else args.cfg_steps
-    settings = preset_settings(args.preset, steps=args.steps, guidance_scale=args.guidance_scale, cfg_steps=cfg,
+    settings = preset_settings(args.preset, scheduler=args.scheduler, steps=args.steps,
+                               guidance_scale=args.guidance_scale, cfg_steps=cfg,
                                window=args.window, overlap=args.overlap, frames_per_stage=args.frames_per_stage)
     if args.cfg_steps is not None and args.cfg_steps < 0:
         settings = dataclasses.replace(settings, cfg_steps=None).validate()

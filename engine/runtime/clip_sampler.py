@@ -12,20 +12,26 @@ import numpy as np
 
 from engine.backends.base import Backend
 from engine.runtime.guided import combine_cfg, predict
-from engine.runtime.presets import StreamSettings
-from engine.sampling.ddim import DDIMSchedule
+from engine.runtime.sampler import Sampler
 from engine.sampling.context import context_windows
 
 
-class ClipSampler:
-    def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise,
+class ClipSampler(Sampler):
+    causal = False     # needs the whole clip
+    max_steps = 1000
+    reports_progress = True
+
+    def __init__(self, backend: Backend, identity: Any, settings, noise,
                  progress: Callable[[str], None] | None = None):
         """progress: called with a one-line description after every UNet call of `finish` (minutes at
         full size, with nothing else to show)."""
-        self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
+        super().__init__(backend, identity, settings, noise)
         self.progress = progress
-        self.schedule = DDIMSchedule()
         self.features: list[Any] = []
+
+    @classmethod
+    def batch(cls, settings) -> int:
+        return 8  # nothing is final before the end: encode guidance in chunks
 
     def in_flight(self) -> int:
         return len(self.features)

@@ -1,6 +1,6 @@
 """Streaming settings (data) and the named presets, with their trade-offs.
 
-Three sampling modes:
+Sampling modes (registered in engine/runtime/modes.py):
   clip          upstream's offline loop over a finite clip (every step runs every context window,
                 windows wrap around, overlaps averaged before CFG; networks.md (d)). Output equals
                 `sample_offline`; nothing is emitted before the whole clip is in and denoised.
@@ -10,58 +10,35 @@ Three sampling modes:
   stream_batch  a queue of `steps * frames_per_stage` frames at staggered noise levels (one timestep
                 per frame); each UNet call advances every frame by one step and finishes the oldest
                 `frames_per_stage` frames. Latency ~ steps * frames_per_stage input frames.
-CFG policy: `cfg_steps` = None: CFG on every step (upstream); k >= 0: CFG on the first k steps only
-(0 = never); `guidance_scale <= 1` also disables it.
+Scheduler, steps, CFG policy and window are engine.sampling.settings.SamplingSettings' fields.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from engine.errors import InputError
-
-MODES = ("clip", "windowed", "stream_batch")
-MAX_WINDOW = 32  # the motion modules' temporal_position_encoding_max_len
+from engine.runtime.modes import MODES
+from engine.sampling.settings import MAX_WINDOW, SamplingSettings  # noqa: F401  (MAX_WINDOW: kept importable here)
 
 
 @dataclasses.dataclass(frozen=True)
-class StreamSettings:
+class StreamSettings(SamplingSettings):
     mode: str = "clip"
-    steps: int = 20
-    guidance_scale: float = 3.5
-    cfg_steps: int | None = None  # None = every step
-    window: int = 12               # clip: context frames; windowed: window length
-    overlap: int = 1               # clip: context overlap; windowed: window - stride
     frames_per_stage: int = 1      # stream_batch: frames finished per UNet call
 
     def validate(self) -> "StreamSettings":
         if self.mode not in MODES:
-            raise InputError(f"mode: expected one of {MODES}, got '{self.mode}'")
-        if not 1 <= self.steps <= (1000 if self.mode == "clip" else 20):
-            raise InputError(f"steps: expected 1..20 for streaming modes (1..1000 for clip), got {self.steps}")
-        if self.cfg_steps is not None and self.cfg_steps < 0:
-            raise InputError(f"cfg_steps: expected >= 0 or None (every step), got {self.cfg_steps}")
-        if self.mode == "stream_batch" and not 1 <= self.steps * self.frames_per_stage <= MAX_WINDOW:
-            raise InputError(f"frames_per_stage: steps x frames_per_stage must be 1..{MAX_WINDOW}, got "
-                             f"{self.steps} x {self.frames_per_stage}")
-        if not 1 <= self.window <= MAX_WINDOW:
-            raise InputError(f"window: expected 1..{MAX_WINDOW} frames, got {self.window}")
-        if not 0 <= self.overlap < self.window:
-            raise InputError(f"overlap: expected 0..{self.window - 1} (below the window), got {self.overlap}")
-        return self
-
-    @property
-    def stride(self) -> int:
-        return self.window - self.overlap
-
-    def uses_cfg(self, step_index: int) -> bool:
-        if self.guidance_scale <= 1.0:
-            return False
-        return self.cfg_steps is None or step_index < self.cfg_steps
+            raise InputError(f"mode: expected one of {tuple(MODES)}, got '{self.mode}'")
+        sampler = MODES[self.mode]
+        if not 1 <= self.steps <= sampler.max_steps:
+            raise InputError(f"steps: expected 1..{sampler.max_steps} for mode {self.mode}, got {self.steps}")
+        sampler.check(self)
+        return super().validate()
 
     @property
     def is_causal(self) -> bool:
         """Can run on an endless (live) source."""
-        return self.mode != "clip"
+        return MODES[self.mode].causal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +68,16 @@ PRESETS = {
 }
 
 
+def live_presets() -> list[str]:
+    """The presets that can run on a live source."""
+    return [name for name, p in PRESETS.items() if p.settings.is_causal]
+
+
 def preset_settings(name: str, **overrides) -> StreamSettings:
     """The named preset's settings with the non-None `overrides` applied, validated."""
     if name not in PRESETS:
-        raise InputError(f"--preset: unknown preset '{name}'; expected one of {sorted(PRESETS)}")
+        raise InputError(f"--preset: unknown preset '{name}'; expected one of {list(PRESETS)}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     settings = dataclasses.replace(PRESETS[name].settings, **changes)
-    if settings.mode == "stream_batch":
-        settings = dataclasses.replace(settings, window=settings.steps * settings.frames_per_stage, overlap=0)
-    return settings.validate()
+    sampler = MODES.get(settings.mode)
+    return (sampler.settle(settings) if sampler else settings).validate()

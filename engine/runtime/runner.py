@@ -17,17 +17,13 @@ import numpy as np
 
 from engine.backends.base import GUIDANCE_TYPES, Backend
 from engine.errors import InputError, MprtError
-from engine.runtime.clip_sampler import ClipSampler
 from engine.runtime.latest import LatestOnly
+from engine.runtime.modes import MODES
 from engine.runtime.noise import ClipNoise, FrameNoise, clip_noise_like_offline
-from engine.runtime.presets import StreamSettings
+from engine.runtime.presets import StreamSettings, live_presets
 from engine.runtime.sinks import FrameSink
 from engine.runtime.sources import FrameSource, GuidanceFrame
 from engine.runtime.stats import RuntimeStats, StatusLine
-from engine.runtime.stream_batch import StreamBatchSampler
-from engine.runtime.window_sampler import WindowSampler
-
-SAMPLERS = {"clip": ClipSampler, "windowed": WindowSampler, "stream_batch": StreamBatchSampler}
 
 
 class _TimedBackend:
@@ -83,17 +79,16 @@ class StreamRuntime:
         if self.identity is None:
             raise InputError("no identity: call set_identity(portrait) before run()")
         if source.live and not self.settings.is_causal:
-            raise InputError(f"mode '{self.settings.mode}' (preset quality) needs the whole clip; a live source "
-                             "needs a streaming preset: --preset balanced or realtime")
+            raise InputError(f"mode '{self.settings.mode}' needs the whole clip; a live source needs a streaming "
+                             f"preset: --preset {' or '.join(live_presets())}")
         sinks = list(sinks)
         stats = RuntimeStats()
         backend = _TimedBackend(self.backend, stats)
-        progress = {"progress": status.update} if status and self.settings.mode == "clip" else {}
-        sampler = SAMPLERS[self.settings.mode](backend, self.identity, self.settings, noise or self.noise_for(source),
-                                               **progress)
+        mode = MODES[self.settings.mode]
+        progress = {"progress": status.update} if status and mode.reports_progress else {}
+        sampler = mode(backend, self.identity, self.settings, noise or self.noise_for(source), **progress)
         frames = LatestOnly(source.frames()) if source.live else source.frames()
-        batch = 1 if source.live else {"clip": 8, "windowed": self.settings.stride,
-                                       "stream_batch": self.settings.frames_per_stage}[self.settings.mode]
+        batch = 1 if source.live else mode.batch(self.settings)
         run = _Run(self, backend, sampler, sinks, stats, status)
         error = None
         try:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import Backend
-from engine.runtime.presets import StreamSettings
-from engine.sampling.ddim import DDIMSchedule
+from engine.errors import InputError
+from engine.runtime.sampler import Sampler
+from engine.sampling.settings import MAX_WINDOW
 
 
 @dataclasses.dataclass
@@ -26,13 +27,27 @@ class _Slot:
     step: int = 0  # steps taken
 
 
-class StreamBatchSampler:
-    def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise):
-        self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
-        self.schedule = DDIMSchedule()
+class StreamBatchSampler(Sampler):
+    def __init__(self, backend: Backend, identity: Any, settings, noise):
+        super().__init__(backend, identity, settings, noise)
         self.timesteps = np.array(self.schedule.timesteps(settings.steps))
         self.queue: list[_Slot] = []     # oldest first
         self.incoming: list[_Slot] = []  # waiting for a full stage
+
+    @classmethod
+    def check(cls, settings) -> None:
+        if not 1 <= settings.steps * settings.frames_per_stage <= MAX_WINDOW:
+            raise InputError(f"frames_per_stage: steps x frames_per_stage must be 1..{MAX_WINDOW}, got "
+                             f"{settings.steps} x {settings.frames_per_stage}")
+
+    @classmethod
+    def settle(cls, settings):
+        """The window is the queue: steps x frames_per_stage frames, no overlap."""
+        return dataclasses.replace(settings, window=settings.steps * settings.frames_per_stage, overlap=0)
+
+    @classmethod
+    def batch(cls, settings) -> int:
+        return settings.frames_per_stage
 
     def in_flight(self) -> int:
         return len(self.queue) + len(self.incoming)

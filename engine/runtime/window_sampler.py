@@ -13,14 +13,12 @@ import numpy as np
 
 from engine.backends.base import Backend
 from engine.runtime.guided import predict
-from engine.runtime.presets import StreamSettings
-from engine.sampling.ddim import DDIMSchedule
+from engine.runtime.sampler import Sampler
 
 
-class WindowSampler:
-    def __init__(self, backend: Backend, identity: Any, settings: StreamSettings, noise):
-        self.backend, self.identity, self.settings, self.noise = backend, identity, settings, noise
-        self.schedule = DDIMSchedule()
+class WindowSampler(Sampler):
+    def __init__(self, backend: Backend, identity: Any, settings, noise):
+        super().__init__(backend, identity, settings, noise)
         self.pending: list[tuple[int, Any]] = []  # frames of the next window, oldest first
         self.tail: list[np.ndarray] | None = None  # previous window's overlap latents after each step
         self.carried = 0                          # how many of `pending` are that overlap

@@ -5,7 +5,6 @@ uncond half without reference), averages overlapping frames *before* CFG, then t
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import torch
@@ -13,34 +12,30 @@ import torch
 from engine.networks.denoising_unet import DenoisingUNet3D
 from engine.networks.transformer import ReferenceKV
 from engine.sampling.context import context_windows
-from engine.sampling.ddim import DDIMSchedule
+from engine.sampling.schedulers import Scheduler, make_scheduler
+from engine.sampling.settings import SamplingSettings
 
-
-@dataclasses.dataclass(frozen=True)
-class OfflineSettings:
-    steps: int = 20
-    guidance_scale: float = 3.5
-    context_frames: int = 12
-    context_overlap: int = 1
-
+OfflineSettings = SamplingSettings  # the name this loop's settings had; window / overlap = context frames / overlap
 
 ProgressFn = Callable[[int, int], None]  # (unet calls done, total)
 
 
 @torch.no_grad()
 def sample_offline(unet: DenoisingUNet3D, text: torch.Tensor, ref_kv: list[ReferenceKV],
-                   guidance: torch.Tensor, noise: torch.Tensor, settings: OfflineSettings = OfflineSettings(),
-                   schedule: DDIMSchedule | None = None, progress: ProgressFn | None = None) -> torch.Tensor:
-    """noise (1,4,F,h,w) initial latents; guidance (1,C0,F,h,w). Returns final latents (1,4,F,h,w)."""
-    schedule = schedule or DDIMSchedule()
-    cfg = settings.guidance_scale > 1.0
+                   guidance: torch.Tensor, noise: torch.Tensor, settings: SamplingSettings = SamplingSettings(),
+                   schedule: Scheduler | None = None, progress: ProgressFn | None = None) -> torch.Tensor:
+    """noise (1,4,F,h,w) initial latents; guidance (1,C0,F,h,w). Returns final latents (1,4,F,h,w).
+    `schedule` defaults to the settings' scheduler."""
+    settings.validate()
+    schedule = schedule or make_scheduler(settings.scheduler)
     frames = noise.shape[2]
-    windows = context_windows(frames, settings.context_frames, settings.context_overlap)
+    windows = context_windows(frames, settings.window, settings.overlap)
     timesteps = schedule.timesteps(settings.steps)
-    use_ref = torch.tensor([False, True] if cfg else [True], device=noise.device)
     latents = noise
     done, total = 0, len(timesteps) * len(windows)
-    for t in timesteps:
+    for step_index, t in enumerate(timesteps):
+        cfg = settings.uses_cfg(step_index)
+        use_ref = torch.tensor([False, True] if cfg else [True], device=noise.device)
         acc = torch.zeros((2 if cfg else 1, *latents.shape[1:]), device=latents.device, dtype=latents.dtype)
         count = torch.zeros(frames, device=latents.device, dtype=latents.dtype)
         for idx in windows:

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "engine.cli.demo",
     "engine.cli.animate",
     "engine.cli.live",
+    "engine.cli.serve",
     "engine.cli.track",
     "engine.cli.render_guidance",
     "engine.cli.convert_flame",

@@ -56,12 +56,22 @@ class DrivingTracker:
 
     def __init__(self, source_image, landmarker, weights_dir=None, random_weights: bool = False,
                  device: str = "cpu", fps: float = 25.0):
-        from engine.driving import (DrivingEncoder, FaceTracker, FaceTrackerConfig, encode_source, load_encoders,
-                                    random_encoders)
+        from engine.driving import DrivingEncoder, encode_source, load_encoders, random_encoders
         encoders = random_encoders() if random_weights else load_encoders(weights_dir)
-        self.source, _ = encode_source(source_image, landmarker, encoders, None)
+        source, _ = encode_source(source_image, landmarker, encoders, None)
+        self._setup(source, landmarker, DrivingEncoder(encoders, device), fps)
+
+    @classmethod
+    def from_parts(cls, source_code, landmarker, encoder, fps: float = 25.0) -> "DrivingTracker":
+        """From an encoded source (SourceCode) and a loaded DrivingEncoder, e.g. shared by server sessions."""
+        self = cls.__new__(cls)
+        self._setup(source_code, landmarker, encoder, fps)
+        return self
+
+    def _setup(self, source_code, landmarker, encoder, fps: float) -> None:
+        from engine.driving import FaceTracker, FaceTrackerConfig
+        self.source, self.encoder = source_code, encoder
         self.tracker = FaceTracker(FaceTrackerConfig(str(landmarker), mode="video", fps=fps))
-        self.encoder = DrivingEncoder(encoders, device)
 
     def __call__(self, rgb: np.ndarray, timestamp_ms: int):
         from engine.driving import mix_parameters, prepare_encoder_inputs

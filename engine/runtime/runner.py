@@ -75,14 +75,15 @@ class StreamRuntime:
         return FrameNoise(self.seed, (info.latent_channels, h, h))
 
     def run(self, source: FrameSource, sinks: Iterable[FrameSink], status: StatusLine | None = None,
-            noise: ClipNoise | FrameNoise | None = None) -> dict:
+            noise: ClipNoise | FrameNoise | None = None, stats: RuntimeStats | None = None) -> dict:
+        """`stats`: pass one to watch the run while it goes (a server's live overlay); else a new one."""
         if self.identity is None:
             raise InputError("no identity: call set_identity(portrait) before run()")
         if source.live and not self.settings.is_causal:
             raise InputError(f"mode '{self.settings.mode}' needs the whole clip; a live source needs a streaming "
                              f"preset: --preset {' or '.join(live_presets())}")
         sinks = list(sinks)
-        stats = RuntimeStats()
+        stats = stats or RuntimeStats()
         backend = _TimedBackend(self.backend, stats)
         mode = MODES[self.settings.mode]
         progress = {"progress": status.update} if status and mode.reports_progress else {}

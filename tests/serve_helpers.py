@@ -1,5 +1,5 @@
 """Helpers for the mprt serve tests (no tests here): a SharedModel on the frame-local fake backend
-(fast, no torch model), stamped camera frames from the shared driving video, a y4m fake camera."""
+(fast, no torch model), camera frames from the shared driving video, waiting with a timeout."""
 from __future__ import annotations
 
 import pathlib
@@ -53,14 +53,3 @@ def wait_for(predicate, timeout: float, period: float = 0.05, what: str = "condi
             return value
         time.sleep(period)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def write_y4m(path, frames: list[np.ndarray], fps: int) -> None:
-    """Frames (H,W,3) RGB -> a YUV4MPEG2 4:2:0 file (Chromium's --use-file-for-fake-video-capture)."""
-    import av
-    h, w = frames[0].shape[:2]
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for rgb in frames:
-            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
-            f.write(b"FRAME\n" + yuv.to_ndarray().tobytes())

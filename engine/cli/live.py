@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--head-model", metavar="PATH",
                    help="FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
     p.add_argument("--out", help="also record the output to this video (.mp4)")
+    p.add_argument("--virtual-camera", action="store_true",
+                   help="also send the output to a virtual camera for video-call apps (pyvirtualcam: v4l2loopback "
+                   "on Linux, OBS Virtual Camera elsewhere; pip install -e '.[virtualcam]')")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N camera frames")
     p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
@@ -48,11 +51,14 @@ def run(args) -> int:
                          f"{' or '.join(live_presets())}")
     if args.out:
         check_output_path(args.out, args.overwrite)
-    if not (args.out or args.frames_dir):
+    if not (args.out or args.frames_dir or args.virtual_camera):
         if not display_available():
             raise InputError("no output: there is no display for a preview here; give --out VIDEO.mp4 or "
                              "--frames-dir DIR")
         args.preview = True
+    if args.virtual_camera:
+        from engine.runtime.virtual_camera import require_pyvirtualcam
+        require_pyvirtualcam()  # before the slow loads
     portrait = read_rgb_image(args.source)
     landmarker = resolve_landmarker(args.landmarker, args.driving_weights)
     if args.video:
@@ -70,7 +76,11 @@ def run(args) -> int:
     backend, default = build_backend(args)
     source = DrivingSource(camera, tracker, load_head_model(args.head_model), name=name, fps=fps,
                            renderer=args.render_backend)
-    sinks = open_sinks(args, fps, args.out)
+    virtual = []
+    if args.virtual_camera:  # opened first: no device -> a clear error before any output file exists
+        from engine.runtime.virtual_camera import VirtualCameraSink
+        virtual = [VirtualCameraSink(args.size or default, args.size or default, fps)]
+    sinks = open_sinks(args, fps, args.out) + virtual
     try:
         report = run_stream(args, backend, args.size or default, portrait, source, sinks)
     finally:

@@ -29,22 +29,19 @@ def register(sub) -> None:
     s.add_argument("--session-timeout", type=float, default=15.0,
                    help="close a session after this many seconds without a camera frame or message (default 15)")
     s.add_argument("--max-upload-mb", type=float, default=8.0, help="portrait upload size limit in MiB (default 8)")
+    s.add_argument("--virtual-camera", action="store_true",
+                   help="also send the oldest session's output to a virtual camera (pyvirtualcam: v4l2loopback on "
+                   "Linux, OBS Virtual Camera elsewhere; pip install -e '.[virtualcam]')")
     s.add_argument("--max-upload-pixels", type=int, default=24_000_000,
                    help="portrait upload decoded-size limit, width x height (default 24,000,000)")
     add_driving_options(p)
     p.add_argument("--head-model", metavar="PATH",
                    help="FLAME model (generic_model.pkl or .npz); default: the built-in synthetic head")
     p.add_argument("--size", type=int, default=None, help="output size (default: the model's; 128 for the tiny model)")
-    from engine.runtime.cli_support import add_stream_options
+    from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
     add_model_options(p)
     p.set_defaults(func=run)
-
-
-def open_backend(args):
-    """-> (backend, default size, tiny?): the model `mprt demo` would use for the same options."""
-    from engine.runtime.cli_support import build_backend
-    return build_backend(args)
 
 
 def build_shared(args):
@@ -53,7 +50,7 @@ def build_shared(args):
 
     from engine.cli.animate import load_head_model
     from engine.guidance.pipeline import resolve_backend
-    from engine.runtime.cli_support import stream_settings
+    from engine.cli.streaming import build_backend, stream_settings
     from engine.serve.shared import LIVE_PRESETS, SerializedRenderer, SharedModel, builtin_inputs, share_backend
 
     if args.preset not in LIVE_PRESETS:
@@ -75,11 +72,11 @@ def build_shared(args):
     else:
         print("note: no --landmarker / --driving-weights: camera driving is off; the page offers the built-in "
               "motion ('no camera') only", file=sys.stderr)
-    backend, default_size, tiny = open_backend(args)
+    backend, default_size = build_backend(args)  # engine.backends.registry.open_backend, as `mprt demo` does
     portrait, code, motion = builtin_inputs()
     info = backend.info
-    description = (f"{'tiny random-weight model (noise-like output)' if tiny else 'MagicPortrait'} on "
-                   f"{info.name} {info.device} {info.precision}")
+    model = f"weights {args.weights}" if args.weights else "the built-in model"
+    description = f"{model} on {info.name} {info.device} {info.precision}"
     return SharedModel(
         backend=share_backend(backend), size=args.size or default_size,
         settings_for=lambda name: stream_settings(argparse.Namespace(**{**vars(args), "preset": name})),
@@ -107,10 +104,17 @@ def run(args) -> int:
     from engine.serve.app import ServeApp
     from engine.serve.server import run_forever, ssl_context
     tls = ssl_context(args.tls_cert, args.tls_key)
+    if args.virtual_camera:
+        from engine.runtime.virtual_camera import require_pyvirtualcam
+        require_pyvirtualcam()  # before the slow loads
     shared = build_shared(args)
+    mirror = None
+    if args.virtual_camera:
+        from engine.runtime.virtual_camera import VirtualCameraSink
+        mirror = VirtualCameraSink(shared.size, shared.size, 25.0)
     limits = UploadLimits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_upload_pixels)
     serve = ServeApp(shared, policy, max_sessions=args.max_sessions, idle_timeout_s=args.session_timeout,
-                     limits=limits)
+                     limits=limits, mirror=mirror)
     print(f"serving {shared.description}, up to {args.max_sessions} session(s)", file=sys.stderr)
     run_forever(serve, args.port, tls, announce=lambda url: print(f"open {url}", flush=True))
     return 0

@@ -17,6 +17,7 @@ import asyncio
 import io
 import json
 import pathlib
+import sys
 import time
 
 from engine.errors import InputError
@@ -50,10 +51,10 @@ def _png(image) -> bytes:
 
 class ServeApp:
     def __init__(self, shared: SharedModel, policy: AccessPolicy, max_sessions: int = 2,
-                 idle_timeout_s: float = 15.0, limits: UploadLimits = UploadLimits()):
+                 idle_timeout_s: float = 15.0, limits: UploadLimits = UploadLimits(), mirror=None):
         from aiohttp import web
         self.web, self.shared, self.policy, self.limits = web, shared, policy, limits
-        self.manager = SessionManager(max_sessions, idle_timeout_s)
+        self.manager = SessionManager(max_sessions, idle_timeout_s, mirror)
         self.portraits = PortraitStore(max_entries=max(16, 4 * max_sessions))
         self.static = load_static()
         self.builtin_png = _png(shared.builtin_portrait)
@@ -195,6 +196,8 @@ class ServeApp:
                 session.close()
             raise
         self.manager.add(session.start(), rtc.close)
+        print(f"mprt serve: session {session.id[:6]} started ({driving}, preset {preset}, "
+              f"{'built-in' if portrait_id == 'builtin' else 'uploaded'} portrait)", file=sys.stderr)
         return self.web.json_response({**answer, "session": session.id})
 
     async def _close(self, request):

@@ -54,6 +54,9 @@ class _OutputSink(FrameSink):
             stamped[picture.shape[0]:] = 0
         record = s.book.finished(index) if index >= 0 else None
         s.on_output(stamped, record)
+        mirror = s.mirror
+        if mirror is not None:  # a virtual camera shows the output alone
+            mirror.write(index, frame)
 
 
 class Session:
@@ -74,6 +77,7 @@ class Session:
         self.stats: RuntimeStats | None = None
         self.error: str | None = None
         self.closed = False
+        self.mirror = None  # a FrameSink that also gets the output (the server's virtual camera)
         self._restart = threading.Event()
         self._unstamped = 0
         self._t0 = time.perf_counter()

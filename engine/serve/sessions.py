@@ -1,8 +1,10 @@
 """Admission and lifetime of sessions: at most `max_sessions` (beyond: busy, never a queue), idle ones
-closed after `idle_timeout_s`, every close frees the session's state and its transport."""
+closed after `idle_timeout_s`, every close frees the session's state and its transport. With a
+`mirror` sink (a virtual camera), the oldest running session's output is also sent there."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Awaitable, Callable
 
@@ -16,8 +18,8 @@ class Busy(Exception):
 
 
 class SessionManager:
-    def __init__(self, max_sessions: int, idle_timeout_s: float = 15.0):
-        self.max_sessions, self.idle_timeout_s = max_sessions, idle_timeout_s
+    def __init__(self, max_sessions: int, idle_timeout_s: float = 15.0, mirror=None):
+        self.max_sessions, self.idle_timeout_s, self.mirror = max_sessions, idle_timeout_s, mirror
         self.sessions: dict[str, Session] = {}
         self._closers: dict[str, Closer] = {}
         self._reserved = 0
@@ -37,8 +39,16 @@ class SessionManager:
     def add(self, session: Session, closer: Closer) -> None:
         """Register a started session (its reserved slot becomes the session's)."""
         self._reserved -= 1
+        session.touch()  # its idle clock starts now, not when its (possibly slow) construction began
         self.sessions[session.id] = session
         self._closers[session.id] = closer
+        self._assign_mirror()
+
+    def _assign_mirror(self) -> None:
+        if self.mirror is not None and not any(s.mirror is not None for s in self.sessions.values()):
+            oldest = min(self.sessions.values(), key=lambda s: s.created, default=None)
+            if oldest is not None:
+                oldest.mirror = self.mirror
 
     def get(self, session_id: str) -> Session | None:
         return self.sessions.get(session_id) if isinstance(session_id, str) else None
@@ -49,6 +59,9 @@ class SessionManager:
             return False
         closer = self._closers.pop(session_id, None)
         self.closed_total += 1
+        print(f"mprt serve: session {session_id[:6]} closed ({reason})", file=sys.stderr)
+        session.mirror = None
+        self._assign_mirror()
         if closer is not None:
             try:
                 await closer(reason)

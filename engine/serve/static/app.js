@@ -12,6 +12,8 @@ const state = {
   pc: null, channel: null, session: null, portrait: "builtin", camera: null, timer: null,
   code: 0, stamps: new Map(), g2g: [], displayedTimes: [], displayed: 0, unreadable: 0,
   server: null, lastFrame: null, errors: [], status: "ready", running: false,
+  serverFrames: new Map(),  // code -> the server's timing of that frame (data channel)
+  log: [],                  // displayed frames: {t, code, g2g, wait, compute, server} (for scripts)
 };
 window.mprt = state;  // for scripts and tests
 
@@ -155,6 +157,10 @@ function watchOutput(video) {
         state.g2g.push(g2g);
         if (state.g2g.length > KEEP) state.g2g.shift();
         state.lastFrame = { code, g2g };
+        const srv = state.serverFrames.get(code) || {};
+        state.serverFrames.delete(code);
+        state.log.push({ t: shown, code, g2g, wait: srv.wait_ms, compute: srv.compute_ms, server: srv.server_ms });
+        if (state.log.length > 5000) state.log.shift();
         send({ type: "displayed", code, g2g_ms: g2g });
       }
     }
@@ -218,6 +224,7 @@ async function waitForIce(pc) {
 async function start() {
   $("start").disabled = true;
   state.stamps.clear(); state.g2g = []; state.displayed = 0; state.displayedTimes = []; state.server = null;
+  state.serverFrames.clear(); state.log = [];
   const useCamera = $("camera").value !== "none";
   try {
     state.running = true;
@@ -279,6 +286,10 @@ async function stop() {
 
 function onMessage(m) {
   if (m.type === "stats") state.server = m;
+  else if (m.type === "frame") {
+    state.serverFrames.set(m.code, m);
+    if (state.serverFrames.size > 256) state.serverFrames.delete(state.serverFrames.keys().next().value);
+  }
   else if (m.type === "error") setStatus(`server: ${m.message}`, true);
   else if (m.type === "closed") {
     setStatus(m.error ? `session ended: ${m.error}` : `session ended (${m.reason})`, !!m.error);

@@ -17,13 +17,15 @@ import argparse
 import dataclasses
 import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import RESULTS_DIR, machine_info, write_results  # noqa: E402
 from benchmarks.quality_variants import DECODERS, VARIANTS, Variant  # noqa: E402
@@ -52,50 +54,73 @@ def load_cases(args):
 
 
 class Backends:
-    """Backends opened once per (model, backend, precision, decoder); an ONNX export per model made
-    on first use, in a temporary folder (`mprt export`, the command a user runs)."""
+    """Backends opened once per (model, backend, precision, decoder); an ONNX export per model
+    (`mprt export`, the command a user runs, in a subprocess) into a temporary folder — started at
+    once with --overlap-export (it then runs beside the torch rows), else when first needed."""
 
-    def __init__(self, args, tmp: pathlib.Path):
+    def __init__(self, args, tmp: pathlib.Path, variants: list[Variant]):
         self.args, self.tmp = args, tmp
         self.opened: dict[tuple, object] = {}
         self.exports: dict[str, pathlib.Path] = {}
         self.export_seconds: dict[str, float] = {}
+        self.pending: dict[str, tuple] = {}
+        graph_rows = [v for v in variants if v.backend == "onnxruntime"]
+        self.fp16 = {v.model for v in graph_rows if v.precision == "fp16"}
+        if args.overlap_export:
+            for model in sorted({v.model for v in graph_rows}):
+                if model in self.models() and not (model == "trained" and args.onnx):
+                    self.pending[model] = self._start_export(model)
 
-    def model_dir(self, variant: Variant) -> pathlib.Path:
-        if variant.model == "trained":
-            return pathlib.Path(self.args.weights)
-        if variant.model not in self.args.models:
-            raise LookupError(f"model '{variant.model}' not given (--model {variant.model}=DIR)")
-        return pathlib.Path(self.args.models[variant.model])
+    def models(self) -> dict[str, str]:
+        return {"trained": self.args.weights, **self.args.models}
+
+    def model_dir(self, model: str) -> pathlib.Path:
+        if model not in self.models():
+            raise LookupError(f"model '{model}' not given (--model {model}=DIR)")
+        return pathlib.Path(self.models()[model])
 
     def get(self, variant: Variant):
         key = (variant.model, variant.backend, variant.precision, variant.decoder)
         if key not in self.opened:
             if variant.decoder not in DECODERS:
                 raise LookupError(f"decoder '{variant.decoder}' has no entry in DECODERS")
-            self.opened[key] = DECODERS[variant.decoder](self._open(variant), self.model_dir(variant))
+            self.opened[key] = DECODERS[variant.decoder](self._open(variant), self.model_dir(variant.model))
         return self.opened[key]
 
     def _open(self, variant: Variant):
         from engine.backends.registry import open_backend
-        weights = self.model_dir(variant)
-        onnx = self._export(variant.model, weights) if variant.backend == "onnxruntime" else None
+        weights = self.model_dir(variant.model)
+        onnx = self._export(variant.model) if variant.backend == "onnxruntime" else None
         return open_backend(variant.backend, weights=weights, onnx=onnx, device=self.args.device,
                             precision=variant.precision, threads=self.args.threads)
 
-    def _export(self, model: str, weights: pathlib.Path) -> pathlib.Path:
+    def _start_export(self, model: str) -> tuple:
+        out, log = self.tmp / f"onnx-{model}", self.tmp / f"export-{model}.log"
+        cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "export",
+               "--weights", str(self.model_dir(model)), "--out", str(out), "--parity-frames", "none"]
+        cmd += ["--fp16"] if model in self.fp16 else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        print(f"mprt export {self.model_dir(model)} -> {out} (log {log}) ...", file=sys.stderr)
+        with open(log, "w") as fh:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        return out, log, time.perf_counter(), proc
+
+    def _export(self, model: str) -> pathlib.Path:
         if model == "trained" and self.args.onnx:
             return pathlib.Path(self.args.onnx)
         if model not in self.exports:
-            from engine.cli import main as mprt
-            out = self.tmp / f"onnx-{model}"
-            print(f"mprt export {weights} -> {out} (fp32 + fp16) ...", file=sys.stderr)
-            t0 = time.perf_counter()
-            rc = mprt(["export", "--weights", str(weights), "--out", str(out), "--fp16", "--parity-frames", "none"])
-            if rc != 0:
-                raise RuntimeError(f"mprt export of {weights} failed (exit {rc})")
+            out, log, t0, proc = self.pending.pop(model, None) or self._start_export(model)
+            if proc.wait() != 0:
+                tail = log.read_text().strip().splitlines()[-3:]
+                raise RuntimeError(f"mprt export of {self.model_dir(model)} failed (exit {proc.returncode}): "
+                                   + " | ".join(tail))
             self.exports[model], self.export_seconds[model] = out, round(time.perf_counter() - t0, 1)
         return self.exports[model]
+
+    def close(self) -> None:
+        for _, _, _, proc in self.pending.values():  # exports nobody waited for (their rows failed)
+            proc.kill()
+            proc.wait()
 
 
 def warm_up(backend, cases, size: int, seed: int) -> None:
@@ -145,6 +170,48 @@ def variant_row(v: Variant, settings) -> dict:
                                                               else f"first {settings.cfg_steps}")}
 
 
+def run_variants(variants, backends: Backends, cases, args, rows, per_case, outputs, skipped) -> dict:
+    """Every variant on every case (and the model controls beside `quality`); fills the lists."""
+    from engine.errors import MprtError
+    from engine.evaluation.controls import MODEL_CONTROLS, model_control_inputs
+    warmed = set()
+    for v in variants:
+        settings = stream_settings_for(v)
+        try:
+            backend = backends.get(v)
+        except (MprtError, LookupError, ImportError) as err:  # not available here (fp16 on a CPU, a model
+            # or package not given): listed with the reason
+            skipped.append({**variant_row(v, settings), "kind": "not run", "note": f"not run: {err}"})
+            print(f"{v.name}: not run ({err})", file=sys.stderr)
+            continue
+        if id(backend) not in warmed:
+            warm_up(backend, cases, args.size, args.seed)
+            warmed.add(id(backend))
+        results = []
+        for case in cases:
+            frames, r = run_model(backend, settings, case.clip.reference, case.clip.maps, case, args.size,
+                                  args.seed)
+            outputs[(v.name, case.name)] = frames
+            results.append(r)
+            per_case.append({"variant": v.name, **r})
+        rows.append({**variant_row(v, settings), **aggregate(results)})
+        print(f"{v.name}: {rows[-1]}", file=sys.stderr)
+        if v.name == "quality" and not args.no_controls:
+            for control in MODEL_CONTROLS:
+                results = []
+                for case in cases:
+                    ref, maps = model_control_inputs(case, control)
+                    frames, r = run_model(backend, settings, ref, maps, case, args.size, args.seed)
+                    outputs[(control, case.name)] = frames
+                    results.append(r)
+                    per_case.append({"variant": control, **r})
+                rows.append({"variant": control, "kind": "control (quality preset, wrong input)",
+                             "backend": v.backend, "precision": v.precision, "preset": "quality",
+                             **aggregate(results)})
+                print(f"{control}: {rows[-1]}", file=sys.stderr)
+    return backends.export_seconds
+
+
 def main(argv=None) -> int:
     from engine.errors import MprtError
     try:
@@ -163,6 +230,9 @@ def run(argv=None) -> int:
     p.add_argument("--onnx", default=None, metavar="DIR",
                    help="an `mprt export --fp16` folder of --weights for the onnxruntime rows (default: export "
                    "into a temporary folder, which takes minutes on a CPU)")
+    p.add_argument("--overlap-export", action="store_true",
+                   help="start the ONNX export at once, beside the torch rows (faster overall; their timings "
+                   "then share the CPU with it)")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help=f"synthetic dataset folder (default {DEFAULT_DATA}; absent: render the held-out split)")
     p.add_argument("--clips", type=int, default=2, help="held-out clips, distinct identities and motions (default 2)")
@@ -186,9 +256,8 @@ def run(argv=None) -> int:
         args.clips, args.frames = 1, 6
     import torch
 
-    from engine.evaluation.controls import ANSWER_CONTROLS, MODEL_CONTROLS, answer_control, model_control_inputs
+    from engine.evaluation.controls import ANSWER_CONTROLS, MODEL_CONTROLS, answer_control
     from engine.evaluation.criteria import judge_all
-    from engine.errors import MprtError
     from engine.weights.layout import WeightsLayout
     from engine.weights.load import load_model_config
     torch.set_num_threads(args.threads)
@@ -205,43 +274,12 @@ def run(argv=None) -> int:
 
     rows, per_case, outputs, skipped = [], [], {}, []
     with tempfile.TemporaryDirectory(prefix="mprt-quality-") as tmp:
-        backends = Backends(args, pathlib.Path(tmp))
-        warmed = set()
-        for v in variants:
-            settings = stream_settings_for(v)
-            try:
-                backend = backends.get(v)
-            except (MprtError, LookupError, ImportError) as err:  # not available here (fp16 on a CPU, a model
-                # or package not given): listed with the reason
-                skipped.append({**variant_row(v, settings), "kind": "not run", "note": f"not run: {err}"})
-                print(f"{v.name}: not run ({err})", file=sys.stderr)
-                continue
-            if id(backend) not in warmed:
-                warm_up(backend, cases, args.size, args.seed)
-                warmed.add(id(backend))
-            results = []
-            for case in cases:
-                frames, r = run_model(backend, settings, case.clip.reference, case.clip.maps, case, args.size,
-                                      args.seed)
-                outputs[(v.name, case.name)] = frames
-                results.append(r)
-                per_case.append({"variant": v.name, **r})
-            rows.append({**variant_row(v, settings), **aggregate(results)})
-            print(f"{v.name}: {rows[-1]}", file=sys.stderr)
-            if v.name == "quality" and not args.no_controls:
-                for control in MODEL_CONTROLS:
-                    results = []
-                    for case in cases:
-                        ref, maps = model_control_inputs(case, control)
-                        frames, r = run_model(backend, settings, ref, maps, case, args.size, args.seed)
-                        outputs[(control, case.name)] = frames
-                        results.append(r)
-                        per_case.append({"variant": control, **r})
-                    rows.append({"variant": control, "kind": "control (quality preset, wrong input)",
-                                 "backend": v.backend, "precision": v.precision, "preset": "quality",
-                                 **aggregate(results)})
-                    print(f"{control}: {rows[-1]}", file=sys.stderr)
-        export_seconds = backends.export_seconds
+        backends = Backends(args, pathlib.Path(tmp), variants)
+        try:
+            export_seconds = run_variants(variants, backends, cases, args, rows, per_case, outputs, skipped)
+        finally:
+            backends.close()
+
     for control in ANSWER_CONTROLS:
         results = []
         for case in cases:
@@ -261,7 +299,8 @@ def run(argv=None) -> int:
             "weights": str(args.weights), "size": args.size, "data": data_from,
             "cases": [c.name + f" (borrows from {c.other.identity}/{c.other.motion})" for c in cases],
             "frames_per_clip": args.frames, "threads": args.threads, "device": args.device, "seed": args.seed,
-            "onnx_export_s": export_seconds, "benchmark_wall_s": round(time.perf_counter() - t_start, 1)}
+            "onnx_export_s": export_seconds,
+            "onnx_export_beside_torch_rows": args.overlap_export, "benchmark_wall_s": round(time.perf_counter() - t_start, 1)}
     out_dir = pathlib.Path(args.out_dir)
     write_outputs(rows, per_case, verdicts, meta, out_dir)
     from benchmarks.quality_figures import pareto_plot, frame_strip

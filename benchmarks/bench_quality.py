@@ -34,11 +34,14 @@ DEFAULT_DATA = "/work/data/synth-v1"
 
 
 def stream_settings_for(variant: Variant):
-    """The variant's settings exactly as the CLI builds them from --preset and overrides."""
-    from engine.cli.streaming import stream_settings
-    fields = dict(steps=None, guidance_scale=None, cfg_steps=None, window=None, overlap=None, frames_per_stage=None)
-    fields.update(variant.settings_overrides)
-    return stream_settings(argparse.Namespace(preset=variant.preset, **fields))
+    """The preset with the variant's overrides; cfg_steps -1 = CFG on every step (as --cfg-steps -1)."""
+    from engine.runtime.presets import preset_settings
+    overrides = variant.settings_overrides
+    every_step = overrides.get("cfg_steps") == -1
+    if every_step:
+        overrides["cfg_steps"] = None  # None = keep the preset's; replaced below
+    settings = preset_settings(variant.preset, **overrides)
+    return dataclasses.replace(settings, cfg_steps=None).validate() if every_step else settings
 
 
 def load_cases(args):
@@ -165,6 +168,7 @@ def run_model(backend, settings, reference, maps, case, size, seed) -> tuple[np.
 def variant_row(v: Variant, settings) -> dict:
     return {"variant": v.name, "kind": "model", "backend": v.backend, "precision": v.precision,
             "decoder": v.decoder, "model": v.model, "preset": v.preset, "mode": settings.mode,
+            "scheduler": getattr(settings, "scheduler", None),
             "steps": settings.steps,
             "cfg": "none" if not settings.uses_cfg(0) else ("all" if settings.cfg_steps is None
                                                               else f"first {settings.cfg_steps}")}

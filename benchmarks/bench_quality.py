@@ -174,8 +174,9 @@ def variant_row(v: Variant, settings) -> dict:
                                                               else f"first {settings.cfg_steps}")}
 
 
-def run_variants(variants, backends: Backends, cases, args, rows, per_case, outputs, skipped) -> dict:
-    """Every variant on every case (and the model controls beside `quality`); fills the lists."""
+def run_variants(variants, backends: Backends, cases, args, rows, per_case, outputs, skipped, after_row) -> None:
+    """Every variant on every case (and the model controls beside `quality`); fills the lists and
+    calls after_row() after each row."""
     from engine.errors import MprtError
     from engine.evaluation.controls import MODEL_CONTROLS, model_control_inputs
     warmed = set()
@@ -187,6 +188,7 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
             # or package not given): listed with the reason
             skipped.append({**variant_row(v, settings), "kind": "not run", "note": f"not run: {err}"})
             print(f"{v.name}: not run ({err})", file=sys.stderr)
+            after_row()
             continue
         if id(backend) not in warmed:
             warm_up(backend, cases, args.size, args.seed)
@@ -200,6 +202,7 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
             per_case.append({"variant": v.name, **r})
         rows.append({**variant_row(v, settings), **aggregate(results)})
         print(f"{v.name}: {rows[-1]}", file=sys.stderr)
+        after_row()
         if v.name == "quality" and not args.no_controls:
             for control in MODEL_CONTROLS:
                 results = []
@@ -213,7 +216,7 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
                              "backend": v.backend, "precision": v.precision, "preset": "quality",
                              **aggregate(results)})
                 print(f"{control}: {rows[-1]}", file=sys.stderr)
-    return backends.export_seconds
+                after_row()
 
 
 def main(argv=None) -> int:
@@ -276,44 +279,51 @@ def run(argv=None) -> int:
     if wanted and (unknown := wanted - {v.name for v in VARIANTS}):
         p.error(f"--variants: unknown {sorted(unknown)}; known: {[v.name for v in VARIANTS]}")
 
-    rows, per_case, outputs, skipped = [], [], {}, []
-    with tempfile.TemporaryDirectory(prefix="mprt-quality-") as tmp:
-        backends = Backends(args, pathlib.Path(tmp), variants)
-        try:
-            export_seconds = run_variants(variants, backends, cases, args, rows, per_case, outputs, skipped)
-        finally:
-            backends.close()
-
-    for control in ANSWER_CONTROLS:
+    answers, per_case, outputs, rows, skipped = [], [], {}, [], []
+    for control in ANSWER_CONTROLS:  # no model: first, so partial results already hold them
         results = []
         for case in cases:
             frames = answer_control(case, control, mean)
             results.append({"case": case.name, "frames": len(frames), **score(frames, case)})
             per_case.append({"variant": control, **results[-1]})
-        rows.append({"variant": control, "kind": "answer (no model)", **aggregate(results)})
-
-    by_name = {r["variant"]: r for r in rows}
-    verdicts = []
-    rows += skipped
-    if "quality" in by_name and all(c in by_name for c in MODEL_CONTROLS):
-        verdicts = judge_all(by_name["quality"], by_name)
-    load_after = os.getloadavg()
-    meta = {**machine_info(), "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in load_after],
-            "weights": str(args.weights), "size": args.size, "data": data_from,
-            "cases": [c.name + f" (borrows from {c.other.identity}/{c.other.motion})" for c in cases],
-            "frames_per_clip": args.frames, "threads": args.threads, "device": args.device, "seed": args.seed,
-            "onnx_export_s": export_seconds,
-            "onnx_export_beside_torch_rows": args.overlap_export, "benchmark_wall_s": round(time.perf_counter() - t_start, 1)}
+        answers.append({"variant": control, "kind": "answer (no model)", **aggregate(results)})
     out_dir = pathlib.Path(args.out_dir)
-    write_outputs(rows, per_case, verdicts, meta, out_dir)
-    from benchmarks.quality_figures import pareto_plot, frame_strip
-    pareto_plot(rows, out_dir / "quality.png")
-    if ("quality", cases[0].name) in outputs:
-        frame_strip(cases, outputs, out_dir / "quality_strip.png")
+    export_seconds: dict = {}
+
+    def write(done: bool) -> list[dict]:
+        """All results so far (after every variant: a run cut short still leaves its finished rows)."""
+        table = rows + answers + skipped
+        by_name = {r["variant"]: r for r in table}
+        verdicts = []
+        if "quality" in by_name and all(c in by_name for c in MODEL_CONTROLS):
+            verdicts = judge_all(by_name["quality"], by_name)
+        meta = {**machine_info(), "load_average_before": [round(x, 2) for x in load_before],
+                "load_average_now": [round(x, 2) for x in os.getloadavg()],
+                "complete": done, "variants_done": f"{len(rows) + len(skipped)} rows of {len(variants)} variants "
+                "(+ model controls)", "weights": str(args.weights), "size": args.size, "data": data_from,
+                "cases": [c.name + f" (borrows from {c.other.identity}/{c.other.motion})" for c in cases],
+                "frames_per_clip": args.frames, "threads": args.threads, "device": args.device, "seed": args.seed,
+                "onnx_export_s": export_seconds, "onnx_export_beside_torch_rows": args.overlap_export,
+                "benchmark_wall_s": round(time.perf_counter() - t_start, 1)}
+        write_outputs(table, per_case, verdicts, meta, out_dir)
+        from benchmarks.quality_figures import frame_strip, pareto_plot
+        pareto_plot(table, out_dir / "quality.png")
+        if ("quality", cases[0].name) in outputs:
+            frame_strip(cases, outputs, out_dir / "quality_strip.png")
+        return verdicts
+
+    with tempfile.TemporaryDirectory(prefix="mprt-quality-") as tmp:
+        backends = Backends(args, pathlib.Path(tmp), variants)
+        export_seconds = backends.export_seconds
+        try:
+            run_variants(variants, backends, cases, args, rows, per_case, outputs, skipped,
+                         after_row=lambda: write(done=False))
+        finally:
+            backends.close()
+    verdicts = write(done=True)
     failed = [v for v in verdicts if not v["pass"]]
-    print(f"done in {meta['benchmark_wall_s']} s; criteria: {len(verdicts) - len(failed)}/{len(verdicts)} pass",
-          file=sys.stderr)
+    print(f"done in {time.perf_counter() - t_start:.0f} s; criteria: {len(verdicts) - len(failed)}/{len(verdicts)} "
+          "pass", file=sys.stderr)
     return 0
 
 

@@ -31,6 +31,7 @@ from engine.serve.uploads import UploadError, UploadLimits, decode_portrait
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 MAX_JSON_BYTES = 64 << 10
+DRAIN_BYTES = 64 << 20  # an oversized upload is read (and dropped) this far before answering 413
 CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
        "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -40,6 +41,24 @@ def load_static() -> dict[str, tuple[bytes, str]]:
     """The page's files, read once: {name: (bytes, content type)}."""
     return {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in sorted(STATIC_DIR.iterdir())
             if p.suffix in STATIC_TYPES}
+
+
+async def _read_body(request, limit: int) -> bytes | None:
+    """The whole body, or None when it exceeds `limit` bytes (nothing past the limit is kept)."""
+    chunks, size = [], 0
+    too_big = request.content_length is not None and request.content_length > limit
+    while not too_big:
+        chunk = await request.content.read(1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        too_big = size > limit
+    # Discard the rest (up to DRAIN_BYTES) so the browser, still sending, gets to read the refusal.
+    drained = size
+    while drained < DRAIN_BYTES and (chunk := await request.content.read(1 << 16)):
+        drained += len(chunk)
+    return None
 
 
 def _png(image) -> bytes:
@@ -131,7 +150,9 @@ class ServeApp:
 
     # -- uploads --------------------------------------------------------------------------------
     async def _upload(self, request):
-        data = await request.content.read(self.limits.max_bytes + 1)  # never more than the limit + 1 byte
+        data = await _read_body(request, self.limits.max_bytes)
+        if data is None:
+            return self._error(413, f"portrait upload: over the {self.limits.max_bytes / 2**20:.0f} MiB limit")
         loop = asyncio.get_running_loop()
         try:
             image = await loop.run_in_executor(None, decode_portrait, data, self.limits)
@@ -145,8 +166,8 @@ class ServeApp:
 
     # -- sessions -------------------------------------------------------------------------------
     async def _json(self, request) -> dict:
-        raw = await request.content.read(MAX_JSON_BYTES + 1)
-        if len(raw) > MAX_JSON_BYTES:
+        raw = await _read_body(request, MAX_JSON_BYTES)
+        if raw is None:
             raise InputError(f"request body over {MAX_JSON_BYTES} bytes")
         try:
             body = json.loads(raw)

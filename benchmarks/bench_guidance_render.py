@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, machine_info, time_call, write_results
-from engine.guidance.kernel_demo_scene import make_demo_scene
+from tests.helpers.kernel_demo_scene import make_demo_scene
 from engine.guidance.raster_inputs import RasterInputs
 
 SIZE = 512

@@ -22,20 +22,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS_DIR, machine_info, write_results  # noqa: E402
 from engine.runtime.presets import PRESETS  # noqa: E402
-
-
-class Collect:
-    def __init__(self):
-        self.frames = []
-
-    def write(self, index, frame):
-        self.frames.append(frame)
-
-    def close(self, interrupted=False):
-        pass
-
-    def abort(self):
-        pass
+from engine.runtime.sinks import CollectingSink  # noqa: E402
 
 
 def demo_inputs(frames: int, size: int):
@@ -64,15 +51,15 @@ def run_preset(backend, preset: str, portrait, maps, size: int, seed: int, overr
     from engine.runtime.sources import MapsSource
     runtime = StreamRuntime(backend, preset_settings(preset, **(overrides or {})), size, seed=seed)
     runtime.set_identity(portrait)
-    sink = Collect()
+    sink = CollectingSink()
     t0 = time.perf_counter()
     report = runtime.run(source if source is not None else MapsSource(maps), [sink])
     return np.stack(sink.frames), report, time.perf_counter() - t0
 
 
 def offline_torch(model, portrait, maps, size: int, seed: int, steps: int = 20):
-    """Upstream's loop as the lead's offline path runs it (engine.animate.animate_offline), end to end."""
-    from engine.animate import animate_offline
+    """Upstream's loop as the lead's offline path runs it (engine.offline.animate_offline), end to end."""
+    from engine.offline import animate_offline
     from engine.sampling.offline import OfflineSettings
     t0 = time.perf_counter()
     frames = animate_offline(model, portrait, maps, size, OfflineSettings(steps=steps), seed=seed)
@@ -99,7 +86,7 @@ def make_backends(names, args, model):
         if name == "torch":
             out[name] = TorchBackend(model)
         elif name == "onnxruntime":
-            from engine.backends.base import read_text_embedding
+            from engine.preprocess import read_text_embedding
             from engine.backends.ort_backend import OrtBackend
             onnx_dir = args.onnx or export_tiny(model, args.size)
             out[name] = OrtBackend.from_export_dir(onnx_dir, read_text_embedding(args.weights_dir),
@@ -182,7 +169,7 @@ def main(argv=None) -> int:
             "size": args.size, "frames": args.frames, "torch_threads": args.threads,
             "input": "built-in head motion of the synthetic head (rendered guidance maps)"}
     notes = ["x_offline: throughput over the upstream-style offline run on the same backend in this run "
-             "(torch: engine.animate.animate_offline; onnxruntime: the quality preset, i.e. the same loop); "
+             "(torch: engine.offline.animate_offline; onnxruntime: the quality preset, i.e. the same loop); "
              "every run is preceded by an unmeasured warm-up with the same tensor shapes. steady_fps / "
              "x_offline_steady: after the first output frame (a stream's start-up excluded).",
              "psnr_vs_quality_db: PSNR of each run's frames against the quality preset's (same initial noise); "

@@ -123,7 +123,7 @@ def runtime_rows(backend, size: int, frames: int, skip_quality: bool, label: str
 def kernel_rows(size: int) -> list[dict]:
     try:
         from engine.guidance.kernel_cuda import CudaGuidanceKernel, render_guidance_cuda
-        from engine.guidance.kernel_demo_scene import make_demo_scene
+        from tests.helpers.kernel_demo_scene import make_demo_scene
         from engine.guidance.kernel_host import HostKernel, render_guidance_host
     except Exception as err:  # not importable here
         return [{"part": "guidance kernel", "what": f"skipped: {type(err).__name__}: {err}"}]

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from engine.errors import MprtError
 from engine.graph_specs import GraphSpec
-from engine.io.atomic import atomic_file
+from engine.io.atomic import write_atomic
 
 FORMAT = 1
 
@@ -87,14 +87,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes | memoryview) -> pathlib.Path:
-    """Write `path` whole or not at all (temp file in the same folder, then rename), mode 0666 & ~umask."""
-    path = pathlib.Path(path)
-    with atomic_file(path) as f:
-        f.write(data)
-    return path
 
 
 def write_manifest(manifest: EngineManifest, engine_path: str | os.PathLike) -> pathlib.Path:

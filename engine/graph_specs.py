@@ -1,52 +1,18 @@
-"""The I/O contract of every exported network graph, declared once (torch-free: numpy + dataclasses).
+"""The I/O contract of every exported network graph, as data (torch-free: numpy + dataclasses).
 
-ONNX export (export/), engine build (`mprt build`) and the runtime backends (engine/backends/) all read
-these declarations, so a name, dtype or axis is never spelled twice. A Jetson running TensorRT needs
-only this module and numpy.
+Each graph declares its spec once, in its own module of engine/graphs/ (with its forward); ONNX
+export (export/), engine build (`mprt build`) and the runtime backends (engine/backends/) all read
+those declarations, through export.json and the engine manifests, so a name, dtype or axis is never
+spelled twice. A Jetson running TensorRT needs only this module and numpy.
 
 Shapes are tuples whose entries are ints (static) or axis names (dynamic):
   "batch"  — samples per UNet call: 1 without CFG, 2 under CFG ([uncond ; cond], networks.md (b).6)
   "frames" — frames per call (the context window, <= the motion modules' 32 positions)
   "images" — reference images per VAE-encoder call
+  "crops"  — face crops per driving-encoder call
 Spatial sizes are static: one export is for one output size (the reference K/V length depends on it).
-Latent size h = H / 8, w = W / 8.
-
-Graphs (file `<name>.<precision>.onnx`; `precision` is "fp32" or "fp16"):
-
-guidance_encoder — the three guidance encoders and their sum (depth + normal + render), per frame.
-  in   depth, normal, render   (frames, 3, H, W)  float   maps in [0, 1] (uint8 / 255), RGB
-  out  guidance                (frames, C0, h, w) float   C0 = UNet width 0 (320 full, 32 tiny)
-
-reference_kv — reference UNet at t=0 on the reference latent, then each reference feature projected
-  with the *denoising* UNet's self-attention to_k / to_v (exact: the projections are linear). Run once
-  per identity; the denoising UNet then never re-projects the reference per step and frame.
-  in   ref_latents             (1, 4, h, w)       float   VAE latent mean x 0.18215 (vae_encoder output)
-       text_embedding          (1, 77, D)         float   CLIP text embedding (constant prompt)
-  out  ref_k_00 .. ref_k_15    (1, L_i, C_i)      float   L_i = tokens of transformer i, C_i its width
-       ref_v_00 .. ref_v_15    (1, L_i, C_i)      float
-reference_unet — the same without the projection (reference_mode "features"):
-  out  ref_feature_00 .. ref_feature_15  (1, L_i, C_i) float   fp16-rounded norm1 outputs
-
-denoising_unet — UNet3D with motion modules on a latent window -> v-prediction.
-  in   sample                  (batch, 4, frames, h, w) float  noisy latents
-       timestep                (batch, frames)    float32  one DDIM timestep per frame (0..999), fp32 in
-                                                           both precisions (fp16 is exact to 2048, but the
-                                                           sinusoid is computed in fp32 anyway)
-       text_embedding          (1, 77, D)         float    shared by both CFG halves (networks.md text)
-       guidance                (frames, C0, h, w) float    guidance_encoder output rows of the window's
-                                                           frames; shared by all samples of the batch
-       ref_k_XX / ref_v_XX     (1, L_i, C_i)      float    reference_kv outputs (reference_mode "kv")
-         or ref_feature_XX     (1, L_i, C_i)      float    reference_unet outputs (reference_mode "features")
-       use_reference           (batch,)           float32  1.0: sample attends to the reference tokens
-                                                           (CFG cond half), 0.0: it does not (uncond half).
-                                                           A float, not bool: TensorRT handles float
-                                                           inputs in every version; the graph tests > 0.5.
-  out  v                       (batch, 4, frames, h, w) float
-
-vae_encoder — image (images, 3, H, W) float in [-1, 1] -> latents (images, 4, h, w), latent mean x scale.
-vae_decoder — latents (frames, 4, h, w) float -> image (frames, 3, H, W) float in [0, 1].
-
-"float" is float32 in fp32 graphs and float16 in fp16 graphs; `timestep` and `use_reference` stay float32.
+Latent size h = H / 8, w = W / 8. Files are `<name>.<precision>.onnx`; "float" is float32 in fp32
+graphs and float16 in fp16 graphs; `timestep` and `use_reference` stay float32.
 """
 from __future__ import annotations
 
@@ -105,16 +71,27 @@ class TensorSpec:
     name: str
     dtype: str  # numpy dtype name: "float32", "float16"
     shape: tuple[int | str, ...]  # ints static, strings name a dynamic axis
+    sample: str = "normal"  # values of test inputs: one of SAMPLE_KINDS
 
     def resolve(self, axes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(d if isinstance(d, int) else int(axes[d]) for d in self.shape)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        d = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        return d if self.sample == "normal" else {**d, "sample": self.sample}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TensorSpec":
-        return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]))
+        return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]), str(d.get("sample", "normal")))
+
+
+SAMPLE_KINDS = {  # test-input values by kind: (rng, shape) -> array
+    "normal": lambda rng, shape: rng.standard_normal(shape),
+    "unit": lambda rng, shape: rng.random(shape),                       # images / maps in [0, 1]
+    "signed": lambda rng, shape: rng.random(shape) * 2 - 1,             # images in [-1, 1]
+    "timestep": lambda rng, shape: rng.integers(0, 1000, size=shape),   # diffusion timesteps
+    "use_reference": lambda rng, shape: (np.arange(shape[0]) == shape[0] - 1).astype(np.float32),  # [uncond ; cond]
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +107,13 @@ class GraphSpec:
     @property
     def file_name(self) -> str:
         return f"{self.name}.{self.precision}.onnx"
+
+    def tensor(self, name: str) -> TensorSpec:
+        """The input or output called `name`."""
+        for t in self.inputs + self.outputs:
+            if t.name == name:
+                return t
+        raise InputError(f"{self.name}: no tensor {name!r}; it has {self.input_names + self.output_names}")
 
     @property
     def input_names(self) -> list[str]:
@@ -154,18 +138,7 @@ class GraphSpec:
         rng = np.random.default_rng(seed)
         feeds = {}
         for t in self.inputs:
-            shape = t.resolve(axes)
-            if t.name == "timestep":
-                x = rng.integers(0, 1000, size=shape).astype(np.float32)
-            elif t.name == "use_reference":
-                x = np.ones(shape)
-                x[: shape[0] - 1] = 0.0  # [uncond ; cond] under CFG, cond alone otherwise
-            elif t.name in ("depth", "normal", "render"):
-                x = rng.random(shape)
-            elif t.name == "image":
-                x = rng.random(shape) * 2 - 1
-            else:
-                x = rng.standard_normal(shape)
+            x = SAMPLE_KINDS[t.sample](rng, t.resolve(axes))
             feeds[t.name] = x.astype(t.dtype)
         return feeds
 
@@ -229,6 +202,8 @@ class ExportPlan:
     images: AxisRange = AxisRange(1, 1, 1)
     precisions: tuple[str, ...] = ("fp32",)
     reference_mode: str = "kv"
+    driving: bool = False  # also the driving encoders' graphs (DECA, SMIRK)
+    crops: AxisRange = AxisRange(1, 8, 16)  # face crops per driving-encoder call
 
     def __post_init__(self):
         h, w = self.image_size
@@ -246,13 +221,14 @@ class ExportPlan:
     def to_json(self) -> dict[str, Any]:
         return {"image_size": list(self.image_size), "frames": str(self.frames), "batch": str(self.batch),
                 "images": str(self.images), "precisions": list(self.precisions),
-                "reference_mode": self.reference_mode}
+                "reference_mode": self.reference_mode, "driving": self.driving, "crops": str(self.crops)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ExportPlan":
         return cls(image_size=tuple(d["image_size"]), frames=AxisRange.parse(d["frames"], "frames"),
                    batch=AxisRange.parse(d["batch"], "batch"), images=AxisRange.parse(d["images"], "images"),
-                   precisions=tuple(d["precisions"]), reference_mode=str(d["reference_mode"]))
+                   precisions=tuple(d["precisions"]), reference_mode=str(d["reference_mode"]),
+                   driving=bool(d.get("driving", False)), crops=AxisRange.parse(d.get("crops", "1:8:16"), "crops"))
 
 
 def reference_token_shapes(config: ModelConfig, latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
@@ -284,46 +260,27 @@ def reference_names(mode: str) -> list[str]:
     return [f"ref_feature_{i:02d}" for i in range(REFERENCE_TRANSFORMERS)]
 
 
-def graph_names(plan: ExportPlan) -> list[str]:
-    ref = "reference_kv" if plan.reference_mode == "kv" else "reference_unet"
-    return ["guidance_encoder", ref, "denoising_unet", "vae_encoder", "vae_decoder"]
+def float_dtype(precision: str) -> str:
+    """The dtype of a graph's float tensors at `precision`."""
+    return "float16" if precision == "fp16" else "float32"
 
 
-def build_specs(config: ModelConfig, plan: ExportPlan) -> list[GraphSpec]:
-    """Every graph of `plan`, for every precision: the single declaration of their I/O."""
-    if plan.frames.max > config.motion.max_frames:
-        raise InputError(f"frame range {plan.frames}: at most {config.motion.max_frames} frames "
-                         "(the motion modules' positional encoding length)")
-    return [_spec(name, config, plan, p) for p in plan.precisions for name in graph_names(plan)]
-
-
-def _spec(name: str, config: ModelConfig, plan: ExportPlan, precision: str) -> GraphSpec:
-    fl = "float16" if precision == "fp16" else "float32"
+def latent_hw(config: ModelConfig, plan: ExportPlan) -> tuple[int, int]:
     H, W = plan.image_size
-    h, w = H // config.vae_downscale, W // config.vae_downscale
-    c0, d = config.unet.block_out_channels[0], config.unet.cross_attention_dim
-    T = lambda n, s, dt=fl: TensorSpec(n, dt, tuple(s))  # noqa: E731
-    text = T("text_embedding", (1, TEXT_TOKENS, d))
-    ref_shapes = reference_token_shapes(config, (h, w))
+    return H // config.vae_downscale, W // config.vae_downscale
+
+
+def text_spec(config: ModelConfig, precision: str) -> TensorSpec:
+    """The CLIP text embedding input (1, 77, D) of the reference and denoising graphs."""
+    return TensorSpec("text_embedding", float_dtype(precision), (1, TEXT_TOKENS, config.unet.cross_attention_dim))
+
+
+def reference_specs(config: ModelConfig, plan: ExportPlan, precision: str) -> tuple[TensorSpec, ...]:
+    """The reference tensors (reference graph outputs = denoising UNet inputs), in pairing order."""
+    shapes = reference_token_shapes(config, latent_hw(config, plan))
     per = 2 if plan.reference_mode == "kv" else 1
-    refs = tuple(T(n, (1, *ref_shapes[i // per])) for i, n in enumerate(reference_names(plan.reference_mode)))
-    if name == "guidance_encoder":
-        ins = tuple(T(t, ("frames", 3, H, W)) for t in ("depth", "normal", "render"))
-        return GraphSpec(name, precision, ins, (T("guidance", ("frames", c0, h, w)),), {"frames": plan.frames})
-    if name in ("reference_kv", "reference_unet"):
-        return GraphSpec(name, precision, (T("ref_latents", (1, 4, h, w)), text), refs, {})
-    if name == "denoising_unet":
-        ins = (T("sample", ("batch", 4, "frames", h, w)), T("timestep", ("batch", "frames"), "float32"), text,
-               T("guidance", ("frames", c0, h, w)), *refs, T("use_reference", ("batch",), "float32"))
-        return GraphSpec(name, precision, ins, (T("v", ("batch", 4, "frames", h, w)),),
-                         {"batch": plan.batch, "frames": plan.frames})
-    if name == "vae_encoder":
-        return GraphSpec(name, precision, (T("image", ("images", 3, H, W)),), (T("latents", ("images", 4, h, w)),),
-                         {"images": plan.images})
-    if name == "vae_decoder":
-        return GraphSpec(name, precision, (T("latents", ("frames", 4, h, w)),), (T("image", ("frames", 3, H, W)),),
-                         {"frames": plan.frames})
-    raise InputError(f"unknown graph {name!r}")
+    return tuple(TensorSpec(n, float_dtype(precision), (1, *shapes[i // per]))
+                 for i, n in enumerate(reference_names(plan.reference_mode)))
 
 
 def find_spec(specs: Sequence[GraphSpec], name: str, precision: str) -> GraphSpec:

@@ -17,14 +17,14 @@ import pathlib
 import numpy as np
 import torch
 
-from engine.errors import InputError
-from engine.networks.config import GUIDANCE_TYPES, ModelConfig
+from engine.networks.config import ModelConfig
 from engine.networks.denoising_unet import DenoisingUNet3D
 from engine.networks.guidance_encoder import GuidanceEncoderSet
 from engine.networks.reference_unet import ReferenceUNet
 from engine.networks.text_embedding import load_or_compute_text_embedding
 from engine.networks.transformer import ReferenceKV
 from engine.networks.vae import VaeDecoder, VaeEncoder, load_autoencoder
+from engine.preprocess import GUIDANCE_TYPES, check_maps, reference_image
 from engine.weights.layout import WeightsLayout
 from engine.weights.load import (LoadReport, load_denoising_unet, load_guidance_encoders, load_model_config,
                                  load_reference_unet)
@@ -80,14 +80,8 @@ class MagicPortraitModel:
     # -- identity (once per source image) ---------------------------------------------------------
     @torch.no_grad()
     def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-        """Upstream's VaeImageProcessor: resize to (W,H) with Lanczos, [0,1] -> [-1,1], VAE mean x scale."""
-        from PIL import Image
-        if image_rgb_u8.ndim != 3 or image_rgb_u8.shape[2] != 3 or image_rgb_u8.dtype != np.uint8:
-            raise InputError(f"reference image: expected (H,W,3) uint8 RGB, got {image_rgb_u8.shape} "
-                             f"{image_rgb_u8.dtype}")
-        w, h = size
-        img = np.asarray(Image.fromarray(image_rgb_u8).resize((w, h), Image.LANCZOS), dtype=np.float32)
-        x = torch.from_numpy(img / 255.0).permute(2, 0, 1)[None] * 2 - 1
+        """Upstream's VaeImageProcessor (engine.preprocess.reference_image), then VAE mean x scale."""
+        x = torch.from_numpy(reference_image(image_rgb_u8, size))
         return self.vae_encoder(x.to(self.device, self.dtype))
 
     @torch.no_grad()
@@ -100,7 +94,7 @@ class MagicPortraitModel:
     def encode_guidance(self, maps_u8: dict[str, np.ndarray], batch: int = 16) -> torch.Tensor:
         """Per type (F,H,W,3) uint8 maps -> summed features (1, C0, F, h, w). No resize: maps must
         already be at the output size (upstream's bicubic resize is a no-op at 512²)."""
-        frames = _check_maps(maps_u8)
+        frames = check_maps(maps_u8, self.latent_scale_factor)
         out = []
         for start in range(0, frames, batch):
             per_type = [torch.from_numpy(maps_u8[t][start:start + batch]).to(self.device).permute(0, 3, 1, 2)
@@ -117,16 +111,3 @@ class MagicPortraitModel:
         x = torch.cat(images).permute(0, 2, 3, 1).float().cpu().numpy()
         return (x * 255).astype(np.uint8)  # truncation, as upstream's save_videos_grid
 
-
-def _check_maps(maps_u8: dict[str, np.ndarray]) -> int:
-    missing = [t for t in GUIDANCE_TYPES if t not in maps_u8]
-    if missing:
-        raise InputError(f"guidance maps: missing type(s) {missing}; expected {list(GUIDANCE_TYPES)}")
-    shapes = {t: maps_u8[t].shape for t in GUIDANCE_TYPES}
-    first = shapes[GUIDANCE_TYPES[0]]
-    for t, s in shapes.items():
-        if len(s) != 4 or s[3] != 3 or s != first or maps_u8[t].dtype != np.uint8:
-            raise InputError(f"guidance maps: every type must be (F,H,W,3) uint8 of one shape; got {shapes}")
-        if s[1] % 8 or s[2] % 8:
-            raise InputError(f"guidance maps: size {s[2]}x{s[1]} must be a multiple of 8")
-    return first[0]

@@ -14,9 +14,11 @@ import tempfile
 import time
 from typing import Callable
 
-from engine.engine_manifest import sha256_file, write_atomic
+from engine.engine_manifest import sha256_file
 from engine.errors import InputError
-from engine.graph_specs import EXPORT_MANIFEST, ExportPlan, GraphSpec, build_specs, find_spec, graph_names
+from engine.graph_specs import EXPORT_MANIFEST, ExportPlan, GraphSpec, find_spec
+from engine.graphs import build_specs, graph_names
+from engine.io.atomic import write_atomic
 from engine.model import MagicPortraitModel
 from export.onnx_export import OPSET, save_graph, to_precision, trace_to_onnx
 from export.parity import ParityResult, check_parity, ort_session
@@ -57,7 +59,11 @@ class ExportOptions:
 
 def export_all(model: MagicPortraitModel, plan: ExportPlan, out_dir: str | os.PathLike,
                options: ExportOptions = ExportOptions(),
-               progress: Callable[[str], None] = print) -> list[GraphReport]:
+               progress: Callable[[str], None] = print, driving=None) -> list[GraphReport]:
+    """driving: the driving encoders (engine.driving.encoder_weights.EncoderPair), for plans with
+    `driving` set."""
+    if plan.driving and driving is None:
+        raise InputError("export plan includes the driving encoders, but none were given")
     out = pathlib.Path(out_dir)
     specs = build_specs(model.config, plan)
     _prepare_out_dir(out, specs, options.overwrite)
@@ -66,7 +72,7 @@ def export_all(model: MagicPortraitModel, plan: ExportPlan, out_dir: str | os.Pa
     total = len(specs)
     for name in graph_names(plan):
         spec32 = find_spec(specs32, name, "fp32")
-        module = graph_module(model, spec32)
+        module = graph_module(model, spec32, driving)
         start = time.perf_counter()
         progress(f"[{len(reports) + 1}/{total}] {name}: tracing")
         proto, slimmed = _traced_and_slimmed(module, spec32, options, progress)

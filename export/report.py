@@ -9,8 +9,9 @@ import pathlib
 import platform
 import sys
 
-from engine.engine_manifest import read_manifest, write_atomic
+from engine.engine_manifest import read_manifest
 from engine.graph_specs import read_export_manifest
+from engine.io.atomic import write_atomic
 
 
 def collect(onnx_dir: str, engine_dir: str | None) -> list[dict]:

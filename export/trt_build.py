@@ -23,9 +23,10 @@ import subprocess
 import time
 from typing import Callable
 
-from engine.engine_manifest import EngineManifest, sha256_file, write_atomic, write_manifest
+from engine.engine_manifest import EngineManifest, sha256_file, write_manifest
 from engine.errors import InputError, MprtError
 from engine.graph_specs import ExportedGraphs, GraphSpec, read_export_manifest
+from engine.io.atomic import write_atomic
 
 BACKENDS = ("tensorrt", "tensorrt_rtx")
 NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64",

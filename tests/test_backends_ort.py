@@ -16,7 +16,7 @@ SIZE = 128
 def backends(tmp_path_factory):
     exporter = pytest.importorskip("export.exporter", reason="export/ (ONNX export) not available")
 
-    from engine.backends.base import read_text_embedding
+    from engine.preprocess import read_text_embedding
     from engine.backends.ort_backend import OrtBackend
     from engine.backends.torch_backend import TorchBackend
     from engine.graph_specs import AxisRange, ExportPlan
@@ -66,7 +66,7 @@ def test_runtime_on_ort_matches_runtime_on_torch(backends):
     from engine.runtime.presets import preset_settings
     from engine.runtime.runner import StreamRuntime
     from engine.runtime.sources import MapsSource
-    from test_runtime_equivalence import Collect
+    from engine.runtime.sinks import CollectingSink as Collect
     rng = np.random.default_rng(1)
     portrait = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     maps = {t: rng.integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
@@ -103,12 +103,12 @@ def test_animate_cli_on_onnxruntime(backends, tmp_path):
 
 
 def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path, monkeypatch):
-    """TrtBackend over emulated cuda-python + TensorRT (tests/test_backends_fake_cuda.py) running the same
+    """TrtBackend over emulated cuda-python + TensorRT (tests/helpers/fake_cuda.py) running the same
     ONNX graphs: buffers, copies, the feature ring and CUDA-graph replay must reproduce ORT exactly
     (same graphs, same numbers: 1e-6), here and through the runtime."""
     from engine.backends.trt_backend import TrtBackend
     from engine.graph_specs import read_export_manifest
-    from test_backends_fake_cuda import install
+    from helpers.fake_cuda import install
     cudart = install(monkeypatch)
     ort = backends[1]
     from engine.engine_manifest import EngineManifest, EngineMismatchError, write_manifest
@@ -140,7 +140,7 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
     from engine.runtime.presets import preset_settings
     from engine.runtime.runner import StreamRuntime
     from engine.runtime.sources import MapsSource
-    from test_runtime_equivalence import Collect
+    from engine.runtime.sinks import CollectingSink as Collect
     outs = []
     for backend in (trt, ort):
         rt = StreamRuntime(backend, preset_settings("realtime", steps=2, frames_per_stage=2), SIZE)

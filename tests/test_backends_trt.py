@@ -24,7 +24,7 @@ import numpy as np
 from engine.runtime.presets import preset_settings
 from engine.runtime.runner import StreamRuntime
 from engine.runtime.sources import MapsSource
-from test_runtime_fakes import FrameLocalBackend
+from helpers.runtime_fakes import FrameLocalBackend
 rt = StreamRuntime(FrameLocalBackend(), preset_settings('realtime'), 16)
 rt.set_identity(np.zeros((8, 8, 3), np.uint8))
 maps = {t: np.full((5, 16, 16, 3), 9, np.uint8) for t in ('depth', 'normal', 'render')}

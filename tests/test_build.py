@@ -10,7 +10,7 @@ import pytest
 
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx not installed (pip install tensorrt-rtx)")
 
-from test_export_support import tiny_export  # noqa: E402
+from helpers.export_support import tiny_export  # noqa: E402
 
 from engine.cli import main  # noqa: E402
 from engine.engine_manifest import EngineMismatchError, RuntimeTarget, load_checked  # noqa: E402

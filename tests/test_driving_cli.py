@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from driving_helpers import LANDMARKER, MEDIA
+from helpers.driving import LANDMARKER, MEDIA
 from engine.cli import main
 from engine.flame.params import FlameParams
 

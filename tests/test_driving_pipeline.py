@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from driving_helpers import LANDMARKER, MEDIA, randomize_
+from helpers.driving import LANDMARKER, MEDIA, randomize_
 from engine.driving.deca_encoder import DecaCoarseEncoder
 from engine.driving.encoder_weights import EncoderPair
 from engine.driving.media import iter_video_frames

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driving_helpers import LANDMARKER, MEDIA
+from helpers.driving import LANDMARKER, MEDIA
 from engine.driving.crops import CROP_SIZE, CropBox, deca_crop, deca_crop_box, deca_no_face_box, smirk_crop_box
 from engine.driving.face_tracker import FaceTracker, FaceTrackerConfig
 from engine.driving.landmarks68 import MEDIAPIPE_TO_IBUG68

@@ -14,10 +14,11 @@ import pytest
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from test_export_support import PARITY_FRAMES, tiny_export  # noqa: E402
+from helpers.export_support import PARITY_FRAMES, tiny_export  # noqa: E402
 
 from engine.errors import InputError  # noqa: E402
-from engine.graph_specs import AxisRange, ExportPlan, build_specs, find_spec, read_export_manifest  # noqa: E402
+from engine.graph_specs import AxisRange, ExportPlan, find_spec, read_export_manifest  # noqa: E402
+from engine.graphs import build_specs  # noqa: E402
 
 GRAPHS = {"guidance_encoder", "reference_kv", "denoising_unet", "vae_encoder", "vae_decoder"}
 

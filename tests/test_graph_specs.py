@@ -10,8 +10,9 @@ import pytest
 from engine.engine_manifest import (EngineManifest, EngineManifestError, EngineMismatchError, RuntimeTarget,
                                     load_checked, write_manifest)
 from engine.errors import InputError, MprtError
-from engine.graph_specs import (AxisRange, ExportPlan, GraphSpec, build_specs, find_spec,
+from engine.graph_specs import (AxisRange, ExportPlan, GraphSpec, find_spec,
                                 reference_token_shapes)
+from engine.graphs import build_specs
 from engine.networks.config import ModelConfig, tiny_config
 
 

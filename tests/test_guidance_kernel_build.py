@@ -9,9 +9,10 @@ import subprocess
 import numpy as np
 import pytest
 
+from engine.cache import ENV_CACHE_DIR
 from engine.guidance import kernel_sources
 from engine.guidance.kernel_build import build_host_library, find_cxx_compiler, host_library_path
-from engine.guidance.kernel_demo_scene import make_demo_scene
+from helpers.kernel_demo_scene import make_demo_scene
 from engine.guidance.kernel_errors import CudaUnavailableError, KernelBuildError
 from engine.guidance.kernel_host import HostKernel, render_guidance_host
 
@@ -25,7 +26,7 @@ def _need_cxx():
 
 def test_host_library_builds_into_a_fresh_cache_and_is_reused(tmp_path, monkeypatch):
     _need_cxx()
-    monkeypatch.setenv(kernel_sources.ENV_CACHE_DIR, str(tmp_path))
+    monkeypatch.setenv(ENV_CACHE_DIR, str(tmp_path))
     monkeypatch.setattr(kernel_sources, "prebuilt_dirs", lambda: [tmp_path / "no-prebuilt-here"])
     key = kernel_sources.source_key()
     path = host_library_path()

@@ -16,7 +16,7 @@ import pytest
 from engine.guidance import kernel_cuda
 from engine.guidance.kernel_abi import GuidanceTargetsStruct, RasterSceneStruct
 from engine.guidance.kernel_build import find_cxx_compiler
-from engine.guidance.kernel_demo_scene import make_demo_scene
+from helpers.kernel_demo_scene import make_demo_scene
 from engine.guidance.kernel_errors import CudaUnavailableError
 from engine.guidance.kernel_host import HostKernel, render_guidance_host
 

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from engine.errors import InputError  # noqa: E402
-from engine.guidance.kernel_demo_scene import make_demo_scene  # noqa: E402
+from helpers.kernel_demo_scene import make_demo_scene  # noqa: E402
 from engine.guidance.kernel_torch import render_guidance_torch  # noqa: E402
 
 FIELDS = ("verts_ndc", "vert_normals", "vert_depth", "faces", "uv_faces", "uvs", "albedo", "sh_light")

@@ -17,7 +17,7 @@ import pytest
 from engine.errors import InputError
 from engine.flame.obj_mesh import read_obj
 from engine.guidance.kernel_build import find_cxx_compiler
-from engine.guidance.kernel_demo_scene import make_demo_scene, scene_from_mesh
+from helpers.kernel_demo_scene import make_demo_scene, scene_from_mesh
 from engine.guidance.kernel_host import HostKernel, render_guidance_host
 from engine.guidance.raster_inputs import RasterInputs
 

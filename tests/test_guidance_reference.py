@@ -9,7 +9,7 @@ import pytest
 from engine.guidance import reference_renderer as rr
 from engine.guidance.quantize import maps_to_u8_frames, quantize_u8, u8_frames_to_pipeline
 from engine.guidance.reference_renderer import SH_CONSTANTS, pixel_centres, render_reference
-from guidance_scenes import quad, scene, uv_sphere
+from helpers.guidance_scenes import quad, scene, uv_sphere
 
 F32 = np.float32
 

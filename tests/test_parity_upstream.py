@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-from engine.networks.config import GUIDANCE_TYPES, tiny_config
+from engine.networks.config import tiny_config
 from engine.networks.denoising_unet import DenoisingUNet3D
 from engine.networks.guidance_encoder import GuidanceEncoderSet
 from engine.networks.reference_unet import ReferenceUNet
+from engine.preprocess import GUIDANCE_TYPES
 
 REL_TOL = 1e-4
 

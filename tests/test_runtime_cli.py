@@ -34,7 +34,7 @@ def inputs(tmp_path_factory):
 
 
 def test_animate_default_preset_is_the_offline_result(inputs, tmp_path):
-    from engine.animate import animate_offline
+    from engine.offline import animate_offline
     from engine.io.video_writer import VideoWriter, read_video_frames
     from engine.model import MagicPortraitModel
     from engine.sampling.offline import OfflineSettings

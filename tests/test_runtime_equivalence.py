@@ -9,19 +9,10 @@ import torch
 from engine.backends.torch_backend import TorchBackend
 from engine.runtime.presets import preset_settings
 from engine.runtime.runner import StreamRuntime
-from engine.runtime.sinks import FrameSink
+from engine.runtime.sinks import CollectingSink
 from engine.runtime.sources import MapsSource
 
 SIZE, FRAMES = 128, 8
-
-
-class Collect(FrameSink):
-    def __init__(self):
-        self.frames, self.indices = [], []
-
-    def write(self, index, frame):
-        self.indices.append(index)
-        self.frames.append(frame)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def clip():
 
 
 def test_quality_preset_equals_offline_sampler(tiny, clip):
-    from engine.animate import initial_noise
+    from engine.offline import initial_noise
     from engine.sampling.offline import OfflineSettings, sample_offline
     source, maps = clip
     # 4-frame windows over 8 frames: several windows, overlaps and wrap-around are exercised.
@@ -61,7 +52,7 @@ def test_quality_preset_equals_offline_sampler(tiny, clip):
     backend = Recording(tiny)
     runtime = StreamRuntime(backend, preset_settings("quality", steps=3, window=4, overlap=1), SIZE, seed=42)
     runtime.set_identity(source)
-    out = Collect()
+    out = CollectingSink()
     report = runtime.run(MapsSource(maps), [out])
     assert out.indices == list(range(FRAMES))
     got = np.stack(out.frames)
@@ -85,7 +76,7 @@ def test_streaming_presets_run_end_to_end(tiny, clip, preset):
     source, maps = clip
     runtime = StreamRuntime(TorchBackend(tiny), preset_settings(preset, steps=2), SIZE)
     runtime.set_identity(source)
-    out = Collect()
+    out = CollectingSink()
     report = runtime.run(MapsSource({t: m[:6] for t, m in maps.items()}), [out])
     assert out.indices == list(range(6)) and report["dropped_input_frames"] == 0
     frames = np.stack(out.frames)

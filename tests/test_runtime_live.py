@@ -14,7 +14,7 @@ from engine.runtime.runner import StreamRuntime
 from engine.runtime.sinks import FolderSink, VideoSink, open_preview
 from engine.runtime.sources import FrameSource, GuidanceFrame, MapsSource
 from engine.runtime.stats import write_json_report
-from test_runtime_fakes import FrameLocalBackend
+from helpers.runtime_fakes import FrameLocalBackend
 
 
 def maps(n):

@@ -1,4 +1,4 @@
-"""Sampling modes against a frame-local backend (tests/test_runtime_fakes.py): bookkeeping, emission
+"""Sampling modes against a frame-local backend (tests/helpers/runtime_fakes.py): bookkeeping, emission
 order, frames per call, CFG policy. Tolerance 1e-5 absolute (float32 numpy, same operations)."""
 import dataclasses
 
@@ -8,7 +8,7 @@ import pytest
 from engine.runtime.noise import FrameNoise
 from engine.runtime.presets import preset_settings
 from engine.runtime.modes import MODES
-from test_runtime_fakes import FrameLocalBackend, one_frame_reference
+from helpers.runtime_fakes import FrameLocalBackend, one_frame_reference
 
 NOISE = FrameNoise(seed=3, shape=(4, 2, 2))
 

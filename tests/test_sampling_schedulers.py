@@ -50,7 +50,7 @@ def test_a_scheduler_in_one_file_reaches_every_mode(half_step, preset):
     from engine.runtime.modes import MODES
     from engine.runtime.noise import FrameNoise
     from engine.runtime.presets import preset_settings
-    from test_runtime_fakes import FrameLocalBackend
+    from helpers.runtime_fakes import FrameLocalBackend
     assert half_step in scheduler_names()
     settings = preset_settings(preset, scheduler=half_step, steps=2, cfg_steps=0)
     noise = FrameNoise(seed=1, shape=(4, 2, 2))

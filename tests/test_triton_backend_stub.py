@@ -18,7 +18,7 @@ pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc,http] not ins
 pytest.importorskip("tritonclient.http", reason="tritonclient[http] not installed (pip install -e '.[triton]')")
 
 from kserve_stub import GrpcStub, HttpStub, StubModels  # noqa: E402
-from test_export_support import tiny_export, tiny_triton_repo  # noqa: E402
+from helpers.export_support import tiny_export, tiny_triton_repo  # noqa: E402
 
 SIZE = 128
 STUBS = {"http": HttpStub, "grpc": GrpcStub}
@@ -36,7 +36,7 @@ def stub_models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text():
-    from engine.backends.base import read_text_embedding
+    from engine.preprocess import read_text_embedding
     from engine.weights.tiny import ensure_tiny_weights
     return read_text_embedding(ensure_tiny_weights())
 

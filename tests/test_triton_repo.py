@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from test_export_support import tiny_export, tiny_triton_repo  # noqa: E402
+from helpers.export_support import tiny_export, tiny_triton_repo  # noqa: E402
 
 from engine.cli import main  # noqa: E402
 from engine.graph_specs import read_export_manifest  # noqa: E402

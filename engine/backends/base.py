@@ -12,7 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-GUIDANCE_TYPES = ("depth", "normal", "render")  # summed in this order (networks.md (c))
+# Pre/post-processing is engine/preprocess.py; these names are part of the backends' interface too.
+from engine.preprocess import (GUIDANCE_TYPES, check_maps, image_to_u8, maps_to_float,  # noqa: F401
+                               read_text_embedding, reference_image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,62 +57,3 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Release device resources."""
-
-
-def check_maps(maps_u8: dict[str, np.ndarray], scale_factor: int) -> int:
-    """Validate per-type (F,H,W,3) uint8 maps of one shape; returns F."""
-    from engine.errors import InputError
-    missing = [t for t in GUIDANCE_TYPES if t not in maps_u8]
-    if missing:
-        raise InputError(f"guidance maps: missing type(s) {missing}; expected {list(GUIDANCE_TYPES)}")
-    first = maps_u8[GUIDANCE_TYPES[0]].shape
-    for t in GUIDANCE_TYPES:
-        m = maps_u8[t]
-        if m.ndim != 4 or m.shape[3] != 3 or m.shape != first or m.dtype != np.uint8:
-            raise InputError(f"guidance maps: every type must be (F,H,W,3) uint8 of one shape; "
-                             f"got {t} {m.shape} {m.dtype}")
-    if first[1] % scale_factor or first[2] % scale_factor:
-        raise InputError(f"guidance maps: size {first[2]}x{first[1]} must be a multiple of {scale_factor}")
-    return first[0]
-
-
-# -- numpy pre/post-processing shared by the graph backends (ONNX Runtime, TensorRT) ---------------
-def reference_image(image_rgb_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Upstream's VaeImageProcessor: Lanczos resize to (W,H), [0,255] -> [-1,1]; -> (1,3,H,W) float32."""
-    from PIL import Image
-
-    from engine.errors import InputError
-    if image_rgb_u8.ndim != 3 or image_rgb_u8.shape[2] != 3 or image_rgb_u8.dtype != np.uint8:
-        raise InputError(f"reference image: expected (H,W,3) uint8 RGB, got {image_rgb_u8.shape} {image_rgb_u8.dtype}")
-    img = np.asarray(Image.fromarray(image_rgb_u8).resize(size, Image.LANCZOS), dtype=np.float32)
-    return (img / 255.0 * 2 - 1).transpose(2, 0, 1)[None].astype(np.float32)
-
-
-def maps_to_float(maps_u8: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
-    """(F,H,W,3) uint8 -> (F,3,H,W) in [0,1], the guidance encoder's input."""
-    return {t: (maps_u8[t].transpose(0, 3, 1, 2).astype(np.float32) / 255.0).astype(dtype) for t in GUIDANCE_TYPES}
-
-
-def image_to_u8(image: np.ndarray) -> np.ndarray:
-    """VAE decoder output (F,3,H,W) in [0,1] -> (F,H,W,3) uint8, truncating like upstream."""
-    return (np.clip(image.astype(np.float32), 0, 1).transpose(0, 2, 3, 1) * 255).astype(np.uint8)
-
-
-TEXT_EMBEDDING_FILE = "text_embedding.safetensors"  # beside the weights (engine.networks.text_embedding)
-
-
-def read_text_embedding(weights_dir) -> np.ndarray:
-    """The cached (1,77,D) text embedding of a weights folder, without torch (safetensors.numpy)."""
-    import pathlib
-
-    from safetensors.numpy import load_file
-
-    from engine.errors import CheckpointError
-    path = pathlib.Path(weights_dir) / TEXT_EMBEDDING_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not found; the graph backends read the text embedding from the weights "
-                              "folder (run the torch backend once with --weights to create it)")
-    emb = load_file(str(path)).get("text_embedding")
-    if emb is None or emb.ndim != 3:
-        raise CheckpointError(f"{path}: expected a tensor 'text_embedding' of shape (1, 77, D)")
-    return emb.astype(np.float32)

@@ -61,7 +61,7 @@ def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: st
 
 def text_embedding_for(request: BackendRequest, backend: str):
     """(1,77,D) float32 text embedding for a graph backend: from request.weights, else the tiny model's."""
-    from engine.backends.base import read_text_embedding
+    from engine.preprocess import read_text_embedding
     if request.weights:
         return read_text_embedding(request.weights)
     try:

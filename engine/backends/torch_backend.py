@@ -6,7 +6,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from engine.backends.base import Backend, BackendInfo, GUIDANCE_TYPES, check_maps
+from engine.backends.base import Backend, BackendInfo
+from engine.preprocess import GUIDANCE_TYPES
 
 
 class TorchBackend(Backend):
@@ -53,8 +54,7 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def encode_guidance(self, maps_u8: dict[str, np.ndarray]) -> list[torch.Tensor]:
-        check_maps(maps_u8, self.info.scale_factor)
-        features = self.model.encode_guidance({t: maps_u8[t] for t in GUIDANCE_TYPES})  # (1,C0,F,h,w)
+        features = self.model.encode_guidance({t: maps_u8[t] for t in GUIDANCE_TYPES})  # checked there; (1,C0,F,h,w)
         return list(features[0].unbind(1))  # F views of (C0,h,w)
 
     @torch.no_grad()

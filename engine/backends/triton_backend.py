@@ -14,12 +14,11 @@ No torch import.
 from __future__ import annotations
 
 import json
-from typing import Mapping
 
 import numpy as np
 
-from engine.backends.base import BackendInfo
-from engine.backends.ort_backend import REQUIRED, OrtBackend
+from engine.backends.graph_backend import REFERENCE_GRAPHS, REQUIRED
+from engine.backends.ort_backend import OrtBackend
 from engine.errors import InputError, MprtError
 from engine.graph_specs import GraphSpec
 from engine.triton_models import SPEC_PARAMETER, TRITON_DTYPES, model_name
@@ -77,20 +76,10 @@ class TritonBackend(OrtBackend):
             raise TritonError(f"triton {url}: the server is not live")
         names = [*REQUIRED, self._reference_graph(precision)]
         self.models = {g: model_name(g, precision) for g in names}
-        self.specs = {g: self._read_spec(g) for g in names}
-        self.ref_graph = names[-1]
-        unet = self.specs["denoising_unet"]
-        self.dtype = np.dtype(unet.inputs[0].dtype)
+        self._use_specs({g: self._read_spec(g) for g in names}, f"Triton server {url}")
         self.text = np.asarray(text_embedding).astype(self.dtype)
-        self.ref_inputs = [n for n in unet.input_names if n.startswith("ref_")]
-        sample = unet.inputs[0].shape  # (batch, 4, frames, h, w)
-        image = self.specs["vae_decoder"].outputs[0].shape  # (frames, 3, H, W)
-        self.image_hw = (image[2], image[3])
-        self.info = BackendInfo(name="triton", device=f"{protocol}://{url}",
-                                precision=unet.precision.replace("fp", "float"), latent_channels=sample[1],
-                                scale_factor=image[2] // sample[3], max_frames=unet.axes["frames"].max,
-                                concurrent_calls=False,  # one client, used from one thread
-                                image_size=self.image_hw[0])
+        self.info = self._backend_info("triton", f"{protocol}://{url}",
+                                       concurrent_calls=False)  # one client, used from one thread
 
     @classmethod
     def open(cls, request) -> "TritonBackend":
@@ -115,7 +104,7 @@ class TritonBackend(OrtBackend):
 
     def _reference_graph(self, precision: str) -> str:
         """reference_kv if the server has it, else reference_unet (an export with --reference features)."""
-        for graph in ("reference_kv", "reference_unet"):
+        for graph in REFERENCE_GRAPHS:
             name = model_name(graph, precision)
             if self._call(f"model {name}", self.client.is_model_ready, name):
                 return graph
@@ -142,8 +131,10 @@ class TritonBackend(OrtBackend):
             raise TritonError(f"triton {self.url}: model {name} serves graph {spec.name!r}, expected {graph!r}")
         return spec
 
-    def _run(self, name: str, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    def _run(self, name: str, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Inputs in the graph's spec order -> its outputs in spec order (as OrtBackend._run)."""
         spec = self.specs[name]
+        feeds = dict(zip(spec.input_names, arrays))
         spec.check_inputs(feeds)
         inputs = []
         for t in spec.inputs:

@@ -13,20 +13,16 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from engine.backends.base import Backend, BackendInfo, check_maps, image_to_u8, maps_to_float, reference_image
+from engine import cuda_python
+from engine.backends.graph_backend import GraphBackend
 from engine.errors import CheckpointError, InputError
 from engine.graph_specs import GraphSpec
+from engine.graphs import denoising_unet, guidance_encoder, reference_kv, vae_decoder, vae_encoder
+from engine.preprocess import check_maps, image_to_u8, maps_to_float, reference_image
 
 
 def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError:
-            raise InputError("--backend tensorrt needs cuda-python: pip install cuda-python") from None
-    return cudart
+    return cuda_python.load("runtime", InputError, "--backend tensorrt needs cuda-python: pip install cuda-python")
 
 
 def _tensorrt():
@@ -40,11 +36,8 @@ def _tensorrt():
 
 
 def _ok(result):
-    """cuda-python calls return (err, *values); raise on error, return the values."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error {err}")
-    return values[0] if len(values) == 1 else (values or None)
+    """A CUDA runtime call's values; RuntimeError naming the error otherwise."""
+    return cuda_python.unwrap(result, "CUDA runtime call")
 
 
 class _Buffer:
@@ -102,37 +95,26 @@ class _Engine:
             b.free()
 
 
-class TrtBackend(Backend):
+class TrtBackend(GraphBackend):
     def __init__(self, engines: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
                  cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0):
+        self._use_specs({n: spec for n, (spec, _) in engines.items()}, "TensorRT engines")
         trt, _ = _tensorrt()
         self.cu = cu = _cudart()
         _ok(cu.cudaSetDevice(device))
         self.stream = _ok(cu.cudaStreamCreate())
         self.cuda_graphs = cuda_graphs
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        ref = "reference_kv" if "reference_kv" in engines else "reference_unet"
-        missing = [n for n in ("guidance_encoder", ref, "denoising_unet", "vae_encoder", "vae_decoder")
-                   if n not in engines]
-        if missing:
-            raise CheckpointError(f"TensorRT engines: missing {missing}")
-        self.ref_graph = ref
-        self.engines = {n: _Engine(trt, runtime, cu, spec, path) for n, (spec, path) in engines.items()}
-        unet = self.engines["denoising_unet"].spec
-        self.dtype = np.dtype(unet.inputs[0].dtype)
-        self._upload("denoising_unet", "text_embedding", np.asarray(text_embedding, self.dtype))
-        self._upload(ref, "text_embedding", np.asarray(text_embedding, self.dtype))
-        guidance = self.engines["guidance_encoder"].spec.outputs[0]  # (frames, C0, h, w)
+        self.engines = {n: _Engine(trt, runtime, cu, spec, path) for n, (spec, path) in engines.items()
+                        if n in self.specs}
+        text = np.asarray(text_embedding, self.dtype)
+        self._upload(denoising_unet.NAME, denoising_unet.TEXT, text)
+        self._upload(self.ref_graph, denoising_unet.TEXT, text)
+        guidance = self.specs[guidance_encoder.NAME].tensor(guidance_encoder.GUIDANCE)  # (frames, C0, h, w)
         self.frame_bytes = int(np.prod(guidance.shape[1:])) * self.dtype.itemsize
         self.slots = _Buffer(cu, self.frame_bytes * feature_slots)
         self.slot_count, self.next_slot = feature_slots, 0
-        sample = unet.inputs[0].shape
-        image = self.engines["vae_decoder"].spec.outputs[0].shape
-        self.image_hw = (image[2], image[3])
-        self.info = BackendInfo(name="tensorrt", device=f"cuda:{device}",
-                                precision=unet.precision.replace("fp", "float"),
-                                latent_channels=sample[1], scale_factor=image[2] // sample[3],
-                                max_frames=unet.axes["frames"].max, image_size=self.image_hw[0])
+        self.info = self._backend_info("tensorrt", f"cuda:{device}")
 
     @classmethod
     def from_engine_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp16",
@@ -190,43 +172,38 @@ class TrtBackend(Backend):
         _ok(self.cu.cudaMemcpyAsync(dst, src, nbytes, self.cu.cudaMemcpyKind.cudaMemcpyDeviceToDevice, self.stream))
 
     # -- Backend -----------------------------------------------------------------------------------
-    def _check_size(self, size: tuple[int, int]) -> None:
-        if (size[1], size[0]) != self.image_hw:
-            raise InputError(f"size {size[0]}x{size[1]}: these engines are for {self.image_hw[1]}x{self.image_hw[0]}")
-
     def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]) -> dict[str, _Buffer]:
         self._check_size(size)
-        self._upload("vae_encoder", "image", reference_image(image_rgb_u8, size).astype(self.dtype))
-        self.engines["vae_encoder"].launch(self.stream, {"images": 1}, use_graph=False)
-        ref = self.engines[self.ref_graph]
-        self._d2d(ref.buffers["ref_latents"].ptr, self.engines["vae_encoder"].buffers["latents"].ptr,
-                  ref.buffers["ref_latents"].nbytes)
+        encoder, ref = self.engines[vae_encoder.NAME], self.engines[self.ref_graph]
+        self._upload(vae_encoder.NAME, vae_encoder.IMAGE, reference_image(image_rgb_u8, size).astype(self.dtype))
+        encoder.launch(self.stream, {"images": 1}, use_graph=False)
+        ref_latents = ref.buffers[reference_kv.REF_LATENTS]  # reference_unet's input has the same name
+        self._d2d(ref_latents.ptr, encoder.buffers[vae_encoder.LATENTS].ptr, ref_latents.nbytes)
         ref.launch(self.stream, {}, use_graph=False)
         identity = {}
-        for name, buf in ref.buffers.items():
-            if name.startswith("ref_") and name != "ref_latents":
-                identity[name] = _Buffer(self.cu, buf.nbytes)
-                self._d2d(identity[name].ptr, buf.ptr, buf.nbytes)
+        for name in self.reference_names:
+            identity[name] = _Buffer(self.cu, ref.buffers[name].nbytes)
+            self._d2d(identity[name].ptr, ref.buffers[name].ptr, ref.buffers[name].nbytes)
         _ok(self.cu.cudaStreamSynchronize(self.stream))
         return identity
 
     def encode_guidance(self, maps_u8: dict[str, np.ndarray]) -> list[int]:
         frames = check_maps(maps_u8, self.info.scale_factor)
-        self._check_size((maps_u8["depth"].shape[2], maps_u8["depth"].shape[1]))
-        enc = self.engines["guidance_encoder"]
-        cap = enc.spec.axes["frames"].max
+        first = maps_u8[guidance_encoder.INPUTS[0]]
+        self._check_size((first.shape[2], first.shape[1]))
+        enc = self.engines[guidance_encoder.NAME]
         handles = []
-        for start in range(0, frames, cap):
-            chunk = maps_to_float({t: m[start:start + cap] for t, m in maps_u8.items()}, self.dtype)
-            n = len(chunk["depth"])
-            for t, a in chunk.items():
-                self._upload("guidance_encoder", t, a)
+        for part in self._chunks(guidance_encoder.NAME, frames):
+            chunk = maps_to_float({t: m[part] for t, m in maps_u8.items()}, self.dtype)
+            n = part.stop - part.start
+            for t in guidance_encoder.INPUTS:
+                self._upload(guidance_encoder.NAME, t, chunk[t])
             enc.launch(self.stream, {"frames": n}, use_graph=False)
             for j in range(n):
                 slot = self.next_slot % self.slot_count
                 self.next_slot += 1
-                self._d2d(self.slots.ptr + slot * self.frame_bytes, enc.buffers["guidance"].ptr + j * self.frame_bytes,
-                          self.frame_bytes)
+                self._d2d(self.slots.ptr + slot * self.frame_bytes,
+                          enc.buffers[guidance_encoder.GUIDANCE].ptr + j * self.frame_bytes, self.frame_bytes)
                 handles.append(self.next_slot - 1)  # monotonically numbered; slot = handle % slot_count
         return handles
 
@@ -234,28 +211,27 @@ class TrtBackend(Backend):
                 use_reference: np.ndarray) -> np.ndarray:
         if min(guidance) < self.next_slot - self.slot_count:
             raise RuntimeError("guidance feature slot was reused while still in flight: raise feature_slots")
-        unet = self.engines["denoising_unet"]
+        io, unet = denoising_unet, self.engines[denoising_unet.NAME]
         b, _, f = sample.shape[:3]
-        self._upload("denoising_unet", "sample", sample.astype(self.dtype))
-        self._upload("denoising_unet", "timestep", np.asarray(timesteps, np.float32))
-        self._upload("denoising_unet", "use_reference", np.asarray(use_reference, np.float32))
+        self._upload(io.NAME, io.SAMPLE, sample.astype(self.dtype))
+        self._upload(io.NAME, io.TIMESTEP, np.asarray(timesteps, np.float32))
+        self._upload(io.NAME, io.USE_REFERENCE, np.asarray(use_reference, np.float32))
         for j, handle in enumerate(guidance):
-            self._d2d(unet.buffers["guidance"].ptr + j * self.frame_bytes,
+            self._d2d(unet.buffers[io.GUIDANCE].ptr + j * self.frame_bytes,
                       self.slots.ptr + (handle % self.slot_count) * self.frame_bytes, self.frame_bytes)
         for name, buf in identity.items():
             self._d2d(unet.buffers[name].ptr, buf.ptr, buf.nbytes)
         unet.launch(self.stream, {"batch": b, "frames": f}, self.cuda_graphs)
-        return self._download("denoising_unet", "v", sample.shape).astype(np.float32)
+        return self._download(io.NAME, io.V, sample.shape).astype(np.float32)
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        dec = self.engines["vae_decoder"]
-        cap = dec.spec.axes["frames"].max
+        dec = self.engines[vae_decoder.NAME]
         parts = []
-        for i in range(0, len(latents), cap):
-            chunk = latents[i:i + cap].astype(self.dtype)
-            self._upload("vae_decoder", "latents", chunk)
+        for part in self._chunks(vae_decoder.NAME, len(latents)):
+            chunk = latents[part].astype(self.dtype)
+            self._upload(vae_decoder.NAME, vae_decoder.LATENTS, chunk)
             dec.launch(self.stream, {"frames": len(chunk)}, self.cuda_graphs)
-            parts.append(self._download("vae_decoder", "image", (len(chunk), 3, *self.image_hw)))
+            parts.append(self._download(vae_decoder.NAME, vae_decoder.IMAGE, (len(chunk), 3, *self.image_hw)))
         return image_to_u8(np.concatenate(parts))
 
     def synchronize(self) -> None:

@@ -94,11 +94,12 @@ def load_head_model(path):
 def stream(args, source_image, frames) -> dict:
     """Run `frames` through the runtime into --out / --frames-dir / preview, then the --grid."""
     from engine.cli.streaming import build_backend, open_sinks, run_stream
+    from engine.runtime.sinks import CollectingSink
     from engine.runtime.sources import RecordingSource
     backend, default = build_backend(args)
     size = args.size or default
     recorder = RecordingSource(frames) if args.grid else frames
-    collected = _Collect() if args.grid else None
+    collected = CollectingSink() if args.grid else None
     sinks = open_sinks(args, args.fps, args.out) + ([collected] if collected else [])
     report = run_stream(args, backend, size, source_image, recorder, sinks)
     if args.out and report["frames_out"]:
@@ -111,25 +112,10 @@ def stream(args, source_image, frames) -> dict:
     return report
 
 
-class _Collect:
-    def __init__(self):
-        self.frames, self.indices = [], []
-
-    def write(self, index, frame):
-        self.indices.append(index)
-        self.frames.append(frame)
-
-    def close(self, interrupted=False):
-        pass
-
-    def abort(self):
-        pass
-
-
 def write_grid(path, fps, overwrite, source_image, maps_by_index, collected) -> None:
     import numpy as np
 
-    from engine.animate import side_by_side
+    from engine.io.images import side_by_side
     from engine.io.images import resize_frames
     from engine.io.video_writer import VideoWriter
     out = np.stack(collected.frames)

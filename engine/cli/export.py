@@ -33,7 +33,8 @@ def register(sub) -> None:
     d = p.add_mutually_exclusive_group()
     d.add_argument("--driving-weights", metavar="DIR",
                    help="also export the driving encoders (DECA coarse, SMIRK expression) from DIR holding "
-                   "deca_model.tar and SMIRK_em1.pt, parity-checked in ONNX Runtime (1e-4 relative)")
+                   "deca_model.tar and SMIRK_em1.pt, as graphs like the others (export.json, parity, "
+                   "--fp16, `mprt build`)")
     d.add_argument("--random-driving-encoders", action="store_true",
                    help="also export the driving encoders with random weights (for tests and demos)")
     t = p.add_argument_group("Triton Inference Server model repository")
@@ -105,7 +106,8 @@ def _export(args) -> None:
     default = model.config.image_size
     plan = ExportPlan(image_size=_size(args.size, default), frames=AxisRange.parse(args.frames, "--frames"),
                       batch=AxisRange.parse(args.batch, "--batch"),
-                      precisions=("fp32", "fp16") if args.fp16 else ("fp32",), reference_mode=args.reference)
+                      precisions=("fp32", "fp16") if args.fp16 else ("fp32",), reference_mode=args.reference,
+                      driving=driving is not None)
     if args.parity_frames.strip().lower() == "none":
         frames = ()
     else:
@@ -114,13 +116,9 @@ def _export(args) -> None:
         except ValueError:
             raise InputError(f"--parity-frames {args.parity_frames!r}: expected comma-separated integers or 'none'")
     reports = export_all(model, plan, args.out, ExportOptions(slim=args.slim, parity_frames=frames,
-                                                              overwrite=args.overwrite))
-    print(f"wrote {len(reports)} graphs and export.json to {args.out}")
-    if driving is not None:
-        from export.driving_encoders import export_driving_encoders
-        for r in export_driving_encoders(driving, args.out, overwrite=args.overwrite):
-            print(f"  {r['graph']}: {r['bytes'] / 2**20:.1f} MB, max rel. error {r['max_rel_error']:.1e}"
-                  + (" (random weights)" if r["random_weights"] else ""))
+                                                              overwrite=args.overwrite), driving=driving)
+    print(f"wrote {len(reports)} graphs and export.json to {args.out}"
+          + (" (driving encoders with random weights)" if driving is not None and driving.random else ""))
 
 
 def _size(text: str | None, default: int) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from engine.driving.one_euro import OneEuroConfig, smooth_sequence
 from engine.driving.source_code import (
     SourceCode, encode_source_image, load_cached_source, save_cached_source, source_cache_key,
 )
+from engine.cache import cache_path
 from engine.errors import InputError
 from engine.io.images import read_rgb_image
 
@@ -36,11 +37,8 @@ NO_FACE_POLICIES = ("hold", "skip", "upstream")
 
 
 def default_cache_dir() -> str:
-    """$MPRT_CACHE_DIR/sources, else ~/.cache/mprt/sources (the engine's other caches sit beside it)."""
-    if os.environ.get("MPRT_CACHE_DIR"):
-        return os.path.join(os.environ["MPRT_CACHE_DIR"], "sources")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "mprt", "sources")
+    """<cache root>/sources (engine/cache.py: $MPRT_CACHE_DIR, else ~/.cache/mprt)."""
+    return str(cache_path("sources"))
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def synthetic_head(obj_path=None, seed: int = 0) -> FlameModel:
 
 
 def rig_mesh(mesh: ObjMesh, eyeball_mask: np.ndarray, name: str, seed: int = 0) -> FlameModel:
-    from engine.guidance.mesh_attributes import vertex_normals
+    from engine.mesh.attributes import vertex_normals
 
     verts = mesh.verts.astype(np.float64)
     frame = face_frame_from_eyes(verts, eyeball_mask, None, mesh.faces)

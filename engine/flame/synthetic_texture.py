@@ -56,7 +56,7 @@ def vertex_colours(frame: FaceFrame, verts: np.ndarray) -> np.ndarray:
 def bake_albedo(colours: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
                 size: int = TEXTURE_SIZE) -> np.ndarray:
     """Per-vertex colours -> (3, size, size) texture in the mesh's UV layout."""
-    from engine.guidance.reference_renderer import interpolate, rasterize
+    from engine.mesh.raster import interpolate, rasterize
 
     # texel (row r, col c) centre is uv ((c + .5)/S, 1 - (r + .5)/S): in the rasteriser's
     # pytorch3d space that is x = 1 - 2u, y = 2v - 1.

@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 
 from engine.errors import InputError
-from engine.guidance.quantize import GUIDANCE_TYPES
+from engine.preprocess import GUIDANCE_TYPES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FRAME_NAME = "frame_{:04d}.{}"

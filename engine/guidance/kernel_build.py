@@ -11,9 +11,9 @@ import os
 import pathlib
 import shutil
 import subprocess
-import tempfile
 
 from engine.guidance.kernel_errors import KernelBuildError
+from engine.io.atomic import atomic_path
 from engine.guidance.kernel_sources import (
     HOST_SOURCE_NAME,
     cache_dir,
@@ -47,7 +47,7 @@ def _compile(cxx: str, source: pathlib.Path, output: pathlib.Path, openmp: bool)
 
 
 def build_host_library(output_dir: pathlib.Path, key: str | None = None) -> pathlib.Path:
-    """Compiles the host library into output_dir (written whole: temp file, then os.replace)."""
+    """Compiles the host library into output_dir (written whole: engine.io.atomic.atomic_path)."""
     cxx = find_cxx_compiler()
     if cxx is None:
         raise KernelBuildError(
@@ -58,17 +58,11 @@ def build_host_library(output_dir: pathlib.Path, key: str | None = None) -> path
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / host_library_name(key)
     source = kernels_dir() / HOST_SOURCE_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=target.suffix, dir=output_dir)
-    os.close(fd)
-    tmp = pathlib.Path(tmp_name)
-    try:
+    with atomic_path(target) as tmp:
         try:
             _compile(cxx, source, tmp, openmp=True)
         except KernelBuildError:
             _compile(cxx, source, tmp, openmp=False)  # a compiler without OpenMP: serial loops
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import cuda_python
 from engine.guidance.kernel_abi import (
     GuidanceTargetsStruct,
     RasterSceneStruct,
@@ -32,30 +33,17 @@ RESOLVE_KERNEL = b"mprt_guidance_resolve"
 
 
 def load_driver():
-    """cuda-python's driver binding (new `cuda.bindings.driver`, or legacy `cuda.cuda`)."""
-    try:
-        from cuda.bindings import driver
-    except ImportError:
-        try:
-            from cuda import cuda as driver  # cuda-python < 12.6
-        except ImportError:
-            raise CudaUnavailableError(
-                "CUDA guidance kernel: needs cuda-python: pip install cuda-python "
-                "(or install magicportrait-rt[cuda])"
-            ) from None
-    return driver
+    """cuda-python's driver binding."""
+    return cuda_python.load("driver", CudaUnavailableError, "CUDA guidance kernel: needs cuda-python: pip install "
+                            "cuda-python (or install magicportrait-rt[cuda])")
 
 
 def _check(driver, what: str, result):
-    """Unpacks a cuda-python (CUresult, *values) tuple; raises with the CUDA error name."""
-    status, *values = result if isinstance(result, tuple) else (result,)
-    if status != driver.CUresult.CUDA_SUCCESS:
-        _, name = driver.cuGetErrorName(status)
-        name = name.decode() if isinstance(name, bytes) else name
-        raise CudaUnavailableError(f"CUDA guidance kernel: {what} failed: {name}")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
+    """A driver call's values; CudaUnavailableError with the CUDA error name otherwise."""
+    def describe(status) -> str:
+        name = driver.cuGetErrorName(status)[1]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return cuda_python.unwrap(result, f"CUDA guidance kernel: {what}", CudaUnavailableError, describe)
 
 
 def _init_device(driver, ordinal: int):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from engine import cuda_python
 from engine.guidance.kernel_errors import KernelBuildError
 from engine.guidance.kernel_sources import (
     CUDA_SOURCE_NAME,
@@ -24,26 +25,14 @@ _ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3}[a-z]?)$")
 
 
 def load_nvrtc():
-    """The cuda-python NVRTC binding module (new `cuda.bindings.nvrtc` or legacy `cuda.nvrtc`)."""
-    try:
-        from cuda.bindings import nvrtc
-    except ImportError:
-        try:
-            from cuda import nvrtc  # cuda-python < 12.6
-        except ImportError:
-            raise KernelBuildError(
-                "NVRTC is not installed: pip install cuda-python nvidia-cuda-nvrtc "
-                "(or install magicportrait-rt[cuda])"
-            ) from None
-    return nvrtc
+    """The cuda-python NVRTC binding module."""
+    return cuda_python.load("nvrtc", KernelBuildError, "NVRTC is not installed: pip install cuda-python "
+                            "nvidia-cuda-nvrtc (or install magicportrait-rt[cuda])")
 
 
 def _call(nvrtc, what: str, result):
-    """Unpacks a cuda-python (status, *values) tuple, raising KernelBuildError on failure."""
-    status, *values = result
-    if status != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise KernelBuildError(f"NVRTC {what} failed: {status.name}")
-    return values[0] if len(values) == 1 else values
+    """An NVRTC call's values; KernelBuildError naming the status otherwise."""
+    return cuda_python.unwrap(result, f"NVRTC {what}", KernelBuildError)
 
 
 def nvrtc_version() -> tuple[int, int]:

@@ -6,11 +6,11 @@ library built from older sources is never loaded by mistake. CMakeLists.txt comp
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import sys
 
+from engine.cache import cache_path, files_key
 from engine.guidance.kernel_errors import KernelBuildError
 
 KERNEL_SOURCE_FILES = ("guidance_raster_math.cuh", "guidance_raster.cu", "guidance_raster_host.cpp")
@@ -18,10 +18,9 @@ HEADER_NAME = "guidance_raster_math.cuh"
 CUDA_SOURCE_NAME = "guidance_raster.cu"
 HOST_SOURCE_NAME = "guidance_raster_host.cpp"
 
-# Environment variables: a directory holding prebuilt artifacts (e.g. a CMake build's `kernels/`),
-# and the cache root for artifacts built on the fly.
+# A directory holding prebuilt artifacts (e.g. a CMake build's `kernels/`); artifacts built on the
+# fly go under the cache root (engine/cache.py, $MPRT_CACHE_DIR).
 ENV_KERNEL_DIR = "MPRT_KERNEL_DIR"
-ENV_CACHE_DIR = "MPRT_CACHE_DIR"
 
 
 def kernels_dir() -> pathlib.Path:
@@ -41,11 +40,7 @@ def read_source(name: str) -> str:
 
 def source_key() -> str:
     """16 hex chars identifying the kernel sources (same recipe as CMakeLists.txt)."""
-    digests = "".join(
-        hashlib.sha256((kernels_dir() / name).read_bytes()).hexdigest()
-        for name in KERNEL_SOURCE_FILES
-    )
-    return hashlib.sha256(digests.encode("ascii")).hexdigest()[:16]
+    return files_key([kernels_dir() / name for name in KERNEL_SOURCE_FILES])
 
 
 def host_library_name(key: str) -> str:
@@ -75,8 +70,5 @@ def find_prebuilt(file_name: str) -> pathlib.Path | None:
 
 
 def cache_dir(key: str) -> pathlib.Path:
-    """Per-source-key cache directory for artifacts built at run time."""
-    root = os.environ.get(ENV_CACHE_DIR) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mprt"
-    )
-    return pathlib.Path(root) / "kernels" / key
+    """Per-source-key cache directory for artifacts built at run time (under engine.cache's root)."""
+    return cache_path("kernels", key)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-GUIDANCE_TYPES = ("depth", "normal", "render")  # encoder order upstream
-
 
 def quantize_u8(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)

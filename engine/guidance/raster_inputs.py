@@ -97,7 +97,7 @@ def prepare_raster_inputs(
 
     sh_light may be (9, 3) (shared) or (B, 9, 3).
     """
-    from engine.guidance.mesh_attributes import vertex_depth, vertex_normals
+    from engine.mesh.attributes import vertex_depth, vertex_normals
 
     verts_world = np.asarray(verts_world, np.float32)
     batch = verts_world.shape[0]

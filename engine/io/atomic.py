@@ -26,3 +26,25 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | memoryview) -> pathlib.Path:
+    """Write `data` to `path` whole or not at all (atomic_file)."""
+    path = pathlib.Path(path)
+    with atomic_file(path) as f:
+        f.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """`with atomic_path(p) as tmp:` a tool writes the file `tmp` (a compiler, a library's save
+    function); it is renamed to `p` if the block completes, removed otherwise."""
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial" + path.suffix)
+    os.close(fd)
+    try:
+        yield pathlib.Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        pathlib.Path(tmp).unlink(missing_ok=True)

@@ -28,3 +28,10 @@ def resize_frames(frames_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if frames_u8.shape[1:3] == (h, w):
         return frames_u8
     return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BICUBIC)) for f in frames_u8])
+
+
+def side_by_side(*videos: np.ndarray) -> np.ndarray:
+    """Frames of equal count placed left to right (resized to the first one's height)."""
+    h = videos[0].shape[1]
+    parts = [v if v.shape[1] == h else resize_frames(v, (v.shape[2] * h // v.shape[1], h)) for v in videos]
+    return np.concatenate(parts, axis=2)

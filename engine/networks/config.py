@@ -96,8 +96,6 @@ class GuidanceEncoderConfig:
     attention_heads: int = 8
 
 
-GUIDANCE_TYPES = ("depth", "normal", "render")  # summation order: networks.md (c)
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.networks.config import GUIDANCE_TYPES, GuidanceEncoderConfig
+from engine.networks.config import GuidanceEncoderConfig
 from engine.networks.transformer import SpatialTransformer
+from engine.preprocess import GUIDANCE_TYPES
 
 
 class GuidanceEncoder(nn.Module):

@@ -5,33 +5,26 @@ It is constant, so it is computed once from the SD1.5 folder's CLIP text encoder
 """
 from __future__ import annotations
 
-import os
 import pathlib
 
 import torch
 
+from engine import preprocess
 from engine.errors import CheckpointError
+from engine.io.atomic import atomic_file
 
 PROMPT = "A close up of a person."
-CACHE_KEY = "text_embedding"
 
 
 def read_text_embedding(path: pathlib.Path) -> torch.Tensor:
-    from safetensors.torch import load_file
-    try:
-        tensors = load_file(str(path))
-    except Exception as err:
-        raise CheckpointError(f"{path}: cannot read the cached text embedding ({err})") from None
-    if CACHE_KEY not in tensors or tensors[CACHE_KEY].ndim != 3:
-        raise CheckpointError(f"{path}: expected a tensor '{CACHE_KEY}' of shape (1, 77, D)")
-    return tensors[CACHE_KEY].float()
+    return torch.from_numpy(preprocess.read_text_embedding(path))
 
 
 def write_text_embedding(path: pathlib.Path, embedding: torch.Tensor) -> None:
-    from safetensors.torch import save_file
-    tmp = path.with_suffix(".tmp")
-    save_file({CACHE_KEY: embedding.contiguous().float()}, str(tmp), metadata={"prompt": PROMPT})
-    os.replace(tmp, path)
+    from safetensors.torch import save
+    data = save({preprocess.TEXT_EMBEDDING_KEY: embedding.contiguous().float()}, metadata={"prompt": PROMPT})
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def compute_text_embedding(sd15_dir: pathlib.Path) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.backends.base import Backend
-from engine.runtime.guided import combine_cfg, predict
+from engine.runtime.cfg import combine_cfg, predict
 from engine.runtime.sampler import Sampler
 from engine.sampling.context import context_windows
 

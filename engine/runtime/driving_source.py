@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from engine.backends.base import GUIDANCE_TYPES
+from engine.preprocess import GUIDANCE_TYPES
 from engine.errors import InputError
 from engine.runtime.latest import LatestOnly
 from engine.runtime.sources import FrameSource, GuidanceFrame

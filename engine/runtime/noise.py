@@ -30,7 +30,7 @@ class FrameNoise:
 
 
 def clip_noise_like_offline(frames: int, size: int, channels: int, scale_factor: int, seed: int) -> ClipNoise:
-    """The offline path's initial noise: a CPU torch generator seeded with `seed` (engine.animate uses it too)."""
+    """The offline path's initial noise: a CPU torch generator seeded with `seed` (engine.offline uses it too)."""
     import torch
     g = torch.Generator("cpu").manual_seed(seed)
     h = size // scale_factor

@@ -15,8 +15,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from engine.backends.base import GUIDANCE_TYPES, Backend
+from engine.backends.base import Backend
 from engine.errors import InputError, MprtError
+from engine.preprocess import GUIDANCE_TYPES
 from engine.runtime.latest import LatestOnly
 from engine.runtime.modes import MODES
 from engine.runtime.noise import ClipNoise, FrameNoise, clip_noise_like_offline

@@ -116,3 +116,15 @@ def open_preview(title: str = "mprt") -> tuple[PreviewSink | None, str]:
         return PreviewSink(show, root.destroy), "preview: Tk window"
     except Exception as err:  # no tkinter / cannot connect to the display
         return None, f"preview unavailable ({err}): skipped"
+
+
+class CollectingSink(FrameSink):
+    """Keeps the frames (and their source indices) in memory: for a side-by-side grid, tests, benchmarks."""
+
+    def __init__(self):
+        self.frames: list[np.ndarray] = []
+        self.indices: list[int] = []
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        self.indices.append(index)
+        self.frames.append(frame)

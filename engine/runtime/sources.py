@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from engine.backends.base import GUIDANCE_TYPES
+from engine.preprocess import GUIDANCE_TYPES
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import Backend
-from engine.runtime.guided import predict
+from engine.runtime.cfg import predict
 from engine.runtime.sampler import Sampler
 
 

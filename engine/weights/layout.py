@@ -16,11 +16,10 @@ import dataclasses
 import pathlib
 
 from engine.errors import CheckpointError
-from engine.networks.config import GUIDANCE_TYPES
+from engine.preprocess import GUIDANCE_TYPES, TEXT_EMBEDDING_FILE
 
 SD15_NAMES = ("stable-diffusion-v1-5", "sd-v1-5", "sd15")
 VAE_NAMES = ("sd-vae-ft-mse",)
-TEXT_EMBEDDING_FILE = "text_embedding.safetensors"
 MODEL_CONFIG_FILE = "magicportrait.json"
 WEIGHT_FILE_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 CHECKPOINT_SUFFIXES = (".pth", ".safetensors")  # upstream ships .pth; both hold the same keys

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError
-from engine.networks.config import GUIDANCE_TYPES, ModelConfig
+from engine.networks.config import ModelConfig
 from engine.networks.denoising_unet import DenoisingUNet3D
 from engine.networks.guidance_encoder import GuidanceEncoderSet
 from engine.networks.reference_unet import ReferenceUNet
+from engine.preprocess import GUIDANCE_TYPES
 from engine.weights.layout import WeightsLayout
 from engine.weights.state_dict import read_state_dict
 

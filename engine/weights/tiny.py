@@ -13,13 +13,15 @@ import tempfile
 
 import torch
 
+from engine.cache import cache_path, files_key
 from engine.errors import InputError
-from engine.networks.config import GUIDANCE_TYPES, ModelConfig, tiny_config
+from engine.networks.config import ModelConfig, tiny_config
 from engine.networks.denoising_unet import DenoisingUNet3D
 from engine.networks.guidance_encoder import GuidanceEncoder
 from engine.networks.reference_unet import ReferenceUNet
 from engine.networks.text_embedding import write_text_embedding
 from engine.networks.transformer import SpatialTransformer
+from engine.preprocess import GUIDANCE_TYPES, TEXT_EMBEDDING_FILE
 from engine.weights.layout import MODEL_CONFIG_FILE
 
 TINY_IMAGE_SIZE = tiny_config().image_size  # pixels; latents 16x16
@@ -71,7 +73,7 @@ def write_tiny_weights(out: str | pathlib.Path, seed: int = 0, overwrite: bool =
             torch.save(_upstream_guidance_state_dict(enc, cfg), tmp / f"guidance_encoder_{kind}.pth")
         (tmp / MODEL_CONFIG_FILE).write_text(json.dumps(cfg.to_json(), indent=1))
         _vae(cfg).save_pretrained(str(tmp / "sd-vae-ft-mse"), safe_serialization=True)
-        write_text_embedding(tmp / "text_embedding.safetensors",
+        write_text_embedding(tmp / TEXT_EMBEDDING_FILE,
                              torch.randn(1, 77, cfg.unet.cross_attention_dim))
         (tmp / "README.txt").write_text(
             "Random-weight tiny MagicPortrait model written by `mprt make-tiny-weights` (for tests and\n"
@@ -86,10 +88,16 @@ def write_tiny_weights(out: str | pathlib.Path, seed: int = 0, overwrite: bool =
     return out
 
 
+def tiny_weights_key() -> str:
+    """Key of the code that writes the tiny model: this file and the networks (architecture, config,
+    text embedding writer). A change there gives a new cache entry instead of a stale one."""
+    networks = pathlib.Path(__file__).resolve().parents[1] / "networks"
+    return files_key([pathlib.Path(__file__).resolve(), *sorted(networks.glob("*.py"))], length=12)
+
+
 def default_tiny_weights_dir() -> pathlib.Path:
-    """Where the embedded default keeps its tiny model (created on first use)."""
-    base = os.environ.get("MPRT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "magicportrait-rt")
-    return pathlib.Path(base) / "tiny-weights-v2"
+    """Where the embedded default keeps its tiny model (created on first use, under engine.cache's root)."""
+    return cache_path(f"tiny-weights-{tiny_weights_key()}")
 
 
 def ensure_tiny_weights() -> pathlib.Path:

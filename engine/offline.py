@@ -1,4 +1,5 @@
-"""Portrait + guidance maps -> video frames, upstream's offline way (the quality baseline)."""
+"""Portrait + guidance maps -> video frames, upstream's offline way (the quality baseline the
+streaming presets are measured against; `mprt animate --preset quality` streams the same result)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 
 from engine.io.images import resize_frames
 from engine.model import MagicPortraitModel
-from engine.networks.config import GUIDANCE_TYPES
+from engine.preprocess import GUIDANCE_TYPES
 from engine.runtime.noise import clip_noise_like_offline
 from engine.sampling.offline import OfflineSettings, ProgressFn, sample_offline
 
@@ -29,10 +30,3 @@ def animate_offline(model: MagicPortraitModel, source_rgb_u8: np.ndarray, maps_u
     latents = sample_offline(model.denoising_unet, model.text_embedding, ref_kv, guidance,
                              initial_noise(frames, size, model, seed), settings, progress=progress)
     return model.decode(latents)
-
-
-def side_by_side(*videos: np.ndarray) -> np.ndarray:
-    """Frames of equal count placed left to right (resized to the first one's height)."""
-    h = videos[0].shape[1]
-    parts = [v if v.shape[1] == h else resize_frames(v, (v.shape[2] * h // v.shape[1], h)) for v in videos]
-    return np.concatenate(parts, axis=2)

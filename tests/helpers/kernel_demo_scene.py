@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.guidance.mesh_attributes import vertex_depth, vertex_normals
+from engine.mesh.attributes import vertex_depth, vertex_normals
 from engine.guidance.raster_inputs import RasterInputs
 
 

@@ -1,5 +1,5 @@
-"""One guided prediction through a backend: CFG as upstream builds it (networks.md (d)): the batch
-is [uncond ; cond] on the same latents, the unconditional row runs *without* the reference."""
+"""Classifier-free guidance (CFG) through a backend, as upstream builds it (networks.md (d)): the
+batch is [uncond ; cond] on the same latents, the unconditional row runs *without* the reference."""
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence

@@ -1,0 +1,28 @@
+"""reference_unet — the reference UNet alone (reference mode "features"): reference_kv's inputs,
+  out  ref_feature_00 .. ref_feature_15  (1, L_i, C_i) float   fp16-rounded norm1 outputs
+"""
+from __future__ import annotations
+
+from engine.graph_specs import GraphSpec, TensorSpec, float_dtype, latent_hw, reference_specs, text_spec
+from engine.graphs.reference_kv import REF_LATENTS, TEXT  # noqa: F401  (same inputs)
+
+NAME, ORDER, SOURCE = "reference_unet", 20, "model"
+MODE = "features"
+
+
+def wanted(plan) -> bool:
+    return plan.reference_mode == MODE
+
+
+def spec(config, plan, precision) -> GraphSpec:
+    fl, (h, w) = float_dtype(precision), latent_hw(config, plan)
+    ins = (TensorSpec(REF_LATENTS, fl, (1, 4, h, w)), text_spec(config, precision))
+    return GraphSpec(NAME, precision, ins, reference_specs(config, plan, precision), {})
+
+
+def parts(model) -> dict:
+    return {"reference_unet": model.reference_unet}
+
+
+def forward(parts, ref_latents, text_embedding):
+    return tuple(parts["reference_unet"](ref_latents, text_embedding))

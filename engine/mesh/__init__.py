@@ -1,0 +1,1 @@
+"""Triangle meshes: per-vertex attributes and CPU rasterisation (numpy), below flame/ and guidance/."""

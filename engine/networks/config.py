@@ -12,6 +12,7 @@ import pathlib
 from typing import Any
 
 from engine.errors import InputError
+from engine.preprocess import GUIDANCE_TYPES  # noqa: F401  (defined there; kept importable from here)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ A graph module defines
   ORDER                       its place in an export (and in export.json)
   SOURCE                      what its networks come from: "model" (MagicPortraitModel) or
                               "driving" (engine.driving.encoder_weights.EncoderPair)
-  wanted(plan) -> bool        whether an ExportPlan includes it
+  wanted(plan) -> bool        whether an ExportPlan includes it (optional: default always)
   spec(config, plan, precision) -> GraphSpec      its I/O (engine/graph_specs.py), torch-free
   parts(source) -> {name: torch module}          the networks it runs
   forward(parts, *inputs) -> outputs             inputs and outputs in the spec's order; what
@@ -39,8 +39,12 @@ def graph_module(name: str) -> ModuleType:
     raise InputError(f"unknown graph {name!r}; expected one of {[m.NAME for m in graph_modules()]}")
 
 
+def _wanted(graph: ModuleType, plan: ExportPlan) -> bool:
+    return graph.wanted(plan) if hasattr(graph, "wanted") else True
+
+
 def graph_names(plan: ExportPlan) -> list[str]:
-    return [m.NAME for m in graph_modules() if m.wanted(plan)]
+    return [m.NAME for m in graph_modules() if _wanted(m, plan)]
 
 
 def build_specs(config: ModelConfig, plan: ExportPlan) -> list[GraphSpec]:
@@ -48,5 +52,5 @@ def build_specs(config: ModelConfig, plan: ExportPlan) -> list[GraphSpec]:
     if plan.frames.max > config.motion.max_frames:
         raise InputError(f"frame range {plan.frames}: at most {config.motion.max_frames} frames "
                          "(the motion modules' positional encoding length)")
-    wanted = [m for m in graph_modules() if m.wanted(plan)]
+    wanted = [m for m in graph_modules() if _wanted(m, plan)]
     return [m.spec(config, plan, p) for p in plan.precisions for m in wanted]

@@ -25,10 +25,6 @@ SAMPLE, TIMESTEP, TEXT, GUIDANCE, USE_REFERENCE = "sample", "timestep", "text_em
 V = "v"
 
 
-def wanted(plan) -> bool:
-    return True
-
-
 def spec(config, plan, precision) -> GraphSpec:
     fl, (h, w) = float_dtype(precision), latent_hw(config, plan)
     c0 = config.unet.block_out_channels[0]

@@ -12,10 +12,6 @@ INPUTS = GUIDANCE_TYPES   # one input per map type, in summation order
 GUIDANCE = "guidance"
 
 
-def wanted(plan) -> bool:
-    return True
-
-
 def spec(config, plan, precision) -> GraphSpec:
     fl, (H, W), (h, w) = float_dtype(precision), plan.image_size, latent_hw(config, plan)
     ins = tuple(TensorSpec(t, fl, ("frames", 3, H, W), "unit") for t in INPUTS)

@@ -3,7 +3,10 @@
 """
 from __future__ import annotations
 
-from engine.graph_specs import GraphSpec, TensorSpec, float_dtype, latent_hw, reference_specs, text_spec
+import dataclasses
+
+from engine.graph_specs import GraphSpec
+from engine.graphs import reference_kv
 from engine.graphs.reference_kv import REF_LATENTS, TEXT  # noqa: F401  (same inputs)
 
 NAME, ORDER, SOURCE = "reference_unet", 20, "model"
@@ -15,9 +18,8 @@ def wanted(plan) -> bool:
 
 
 def spec(config, plan, precision) -> GraphSpec:
-    fl, (h, w) = float_dtype(precision), latent_hw(config, plan)
-    ins = (TensorSpec(REF_LATENTS, fl, (1, 4, h, w)), text_spec(config, precision))
-    return GraphSpec(NAME, precision, ins, reference_specs(config, plan, precision), {})
+    """reference_kv's inputs; its outputs follow the plan's reference mode (features here)."""
+    return dataclasses.replace(reference_kv.spec(config, plan, precision), name=NAME)
 
 
 def parts(model) -> dict:

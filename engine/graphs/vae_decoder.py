@@ -7,10 +7,6 @@ NAME, ORDER, SOURCE = "vae_decoder", 50, "model"
 LATENTS, IMAGE = "latents", "image"
 
 
-def wanted(plan) -> bool:
-    return True
-
-
 def spec(config, plan, precision) -> GraphSpec:
     fl, (H, W), (h, w) = float_dtype(precision), plan.image_size, latent_hw(config, plan)
     return GraphSpec(NAME, precision, (TensorSpec(LATENTS, fl, ("frames", 4, h, w)),),

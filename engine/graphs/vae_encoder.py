@@ -7,10 +7,6 @@ NAME, ORDER, SOURCE = "vae_encoder", 40, "model"
 IMAGE, LATENTS = "image", "latents"
 
 
-def wanted(plan) -> bool:
-    return True
-
-
 def spec(config, plan, precision) -> GraphSpec:
     fl, (H, W), (h, w) = float_dtype(precision), plan.image_size, latent_hw(config, plan)
     return GraphSpec(NAME, precision, (TensorSpec(IMAGE, fl, ("images", 3, H, W), "signed"),),

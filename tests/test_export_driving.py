@@ -27,3 +27,31 @@ def test_export_names_missing_driving_weights(tiny_weights, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "deca_model.tar" in err and "SMIRK_em1.pt" in err
+
+
+def test_driving_encoders_run_on_onnxruntime_from_the_export(tiny_weights, tmp_path):
+    """OrtDrivingEncoder (the exported graphs) == the torch DrivingEncoder on the same random weights,
+    within 1e-4 of each output's scale (fp32 ORT vs torch)."""
+    import numpy as np
+
+    from engine.backends.driving_graphs import OrtDrivingEncoder
+    from engine.driving import DrivingEncoder, EncoderInputs, random_encoders
+    out = tmp_path / "onnx"
+    assert main(["export", "--weights", str(tiny_weights), "--out", str(out), "--parity-frames", "none",
+                 "--random-driving-encoders"]) == 0
+    rng = np.random.default_rng(0)
+    inputs = [EncoderInputs(rng.random((3, 224, 224), np.float32), rng.random((3, 224, 224), np.float32))
+              for _ in range(3)]
+    got = OrtDrivingEncoder(out, threads=1).encode(inputs)
+    want = DrivingEncoder(random_encoders()).encode(inputs)
+    for key in ("pose", "exp", "jaw"):
+        assert got[key].shape == want[key].shape, key
+        scale = max(float(np.abs(want[key]).max()), 1e-6)
+        assert float(np.abs(got[key] - want[key]).max()) <= 1e-4 * scale, key
+
+
+def test_deca_graph_layout_matches_the_encoder():
+    from engine.driving.deca_encoder import DECA_LAYOUT
+    from engine.graphs import deca_coarse_encoder as graph
+    assert graph.PARAM_COUNT == DECA_LAYOUT.total
+    assert (graph.GLOBAL_POSE.start, graph.GLOBAL_POSE.stop) == (DECA_LAYOUT.pose.start, DECA_LAYOUT.pose.start + 3)

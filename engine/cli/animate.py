@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from engine.cli.common import add_driving_options, add_model_options
+from engine.cli.common import add_driving_options, add_model_options, frame_encoder
 
 
 def register(sub) -> None:
@@ -75,7 +75,7 @@ def track_for_animate(args):
         print("mprt animate: WARNING: --random-encoders: DECA and SMIRK run with RANDOM weights; "
               "the driving motion is meaningless (tests/demos only)", file=sys.stderr)
     result = track_driving_detailed(args.driving, args.source, args.driving_weights, landmarker=args.landmarker,
-                                    random_weights=args.random_encoders,
+                                    random_weights=args.random_encoders, frame_encoder=frame_encoder(args),
                                     config=TrackingConfig(max_frames=args.max_frames))
     print(f"tracked {result.frame_count} driving frames ({len(result.no_face_frames)} without a face, held)",
           file=sys.stderr)

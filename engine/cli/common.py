@@ -20,3 +20,14 @@ def add_driving_options(p) -> None:
     w.add_argument("--driving-weights", metavar="DIR", help="folder with deca_model.tar and SMIRK_em1.pt")
     w.add_argument("--random-encoders", action="store_true",
                    help="RANDOM DECA/SMIRK weights (tests/demos only: the motion is then meaningless)")
+    g.add_argument("--driving-onnx", metavar="DIR",
+                   help="run the per-frame DECA/SMIRK encoders on ONNX Runtime from this `mprt export "
+                   "--driving-weights` directory (the source portrait still uses the torch encoders)")
+
+
+def frame_encoder(args):
+    """The per-frame driving encoder --driving-onnx names, or None (the torch encoders)."""
+    if not getattr(args, "driving_onnx", None):
+        return None
+    from engine.backends.driving_graphs import OrtDrivingEncoder
+    return OrtDrivingEncoder(args.driving_onnx, device=args.device or "cpu")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from engine.cli.common import add_driving_options, add_model_options
+from engine.cli.common import add_driving_options, add_model_options, frame_encoder
 
 
 def register(sub) -> None:
@@ -72,7 +72,8 @@ def run(args) -> int:
             raise InputError("--webcam needs OpenCV: pip install opencv-python (or use --video FILE)") from None
         fps = args.fps or 25.0
         camera, name = webcam_frames(args.webcam, args.max_frames), f"webcam {args.webcam}"
-    tracker = DrivingTracker(args.source, landmarker, args.driving_weights, args.random_encoders, fps=fps)
+    tracker = DrivingTracker(args.source, landmarker, args.driving_weights, args.random_encoders, fps=fps,
+                             frame_encoder=frame_encoder(args))
     backend, default = build_backend(args)
     source = DrivingSource(camera, tracker, load_head_model(args.head_model), name=name, fps=fps,
                            renderer=args.render_backend)

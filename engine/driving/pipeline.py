@@ -189,8 +189,9 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
                            weights_dir: str | os.PathLike | None = None, *,
                            landmarker: str | os.PathLike | None = None, random_weights: bool = False,
                            encoders: EncoderPair | None = None,
-                           config: TrackingConfig = TrackingConfig()) -> TrackingResult:
-    """`track_driving` plus what happened: frame count, no-face frame indices, stage times."""
+                           config: TrackingConfig = TrackingConfig(), frame_encoder=None) -> TrackingResult:
+    """`track_driving` plus what happened: frame count, no-face frame indices, stage times.
+    frame_encoder: the per-frame encoder (`encode(inputs)`); None = the torch DrivingEncoder."""
     if config.no_face not in NO_FACE_POLICIES:
         raise InputError(f"no-face policy must be one of {', '.join(NO_FACE_POLICIES)}, got {config.no_face!r}")
     if config.torch_threads is not None and config.torch_threads < 1:
@@ -212,8 +213,8 @@ def track_driving_detailed(driving: str | os.PathLike, source_image: str | os.Pa
     fps = config.folder_fps if is_folder else video_fps(driving)
     tracker_config = FaceTrackerConfig(landmarker, mode=config.tracker_mode or ("image" if is_folder else "video"),
                                        fps=fps)
-    results, valid = _encode_while_tracking(frames, tracker_config, DrivingEncoder(encoders, config.device),
-                                            config, timing)
+    encoder = frame_encoder or DrivingEncoder(encoders, config.device)
+    results, valid = _encode_while_tracking(frames, tracker_config, encoder, config, timing)
     count = len(valid)
     no_face = [int(i) for i in np.flatnonzero(~valid)]
     if count == 0:

@@ -10,6 +10,7 @@ from engine.graph_specs import GraphSpec, TensorSpec, float_dtype
 NAME, ORDER, SOURCE = "deca_coarse_encoder", 60, "driving"
 CROP, PARAMS = "crop_rgb01", "deca_params"
 CROP_SIZE, PARAM_COUNT = 224, 236  # engine.driving.deca_encoder.DECA_LAYOUT.total
+GLOBAL_POSE = slice(200, 203)       # the global head rotation: DECA_LAYOUT.pose[:3] (a test holds them equal)
 
 
 def wanted(plan) -> bool:

@@ -55,11 +55,13 @@ class DrivingTracker:
     """One RGB frame -> FLAME params of one frame (None when no face is found)."""
 
     def __init__(self, source_image, landmarker, weights_dir=None, random_weights: bool = False,
-                 device: str = "cpu", fps: float = 25.0):
+                 device: str = "cpu", fps: float = 25.0, frame_encoder=None):
+        """frame_encoder: the per-frame encoder (`encode(inputs)`, e.g. engine.backends.driving_graphs.
+        OrtDrivingEncoder); None = the torch DrivingEncoder on `device`."""
         from engine.driving import DrivingEncoder, encode_source, load_encoders, random_encoders
         encoders = random_encoders() if random_weights else load_encoders(weights_dir)
         source, _ = encode_source(source_image, landmarker, encoders, None)
-        self._setup(source, landmarker, DrivingEncoder(encoders, device), fps)
+        self._setup(source, landmarker, frame_encoder or DrivingEncoder(encoders, device), fps)
 
     @classmethod
     def from_parts(cls, source_code, landmarker, encoder, fps: float = 25.0) -> "DrivingTracker":

@@ -9,6 +9,7 @@ import pytest
 from engine.guidance import reference_renderer as rr
 from engine.guidance.quantize import maps_to_u8_frames, quantize_u8, u8_frames_to_pipeline
 from engine.guidance.reference_renderer import SH_CONSTANTS, pixel_centres, render_reference
+from engine.mesh import raster
 from helpers.guidance_scenes import quad, scene, uv_sphere
 
 F32 = np.float32
@@ -82,7 +83,7 @@ def test_sh_constants_are_the_closed_forms():
 @pytest.mark.parametrize("chunk", [None, 7])
 def test_z_fight_tie_goes_to_the_lowest_face_id(monkeypatch, chunk):
     if chunk is not None:  # force several chunks: the tie must survive the chunk merge
-        monkeypatch.setattr(rr, "MAX_CANDIDATES", chunk)
+        monkeypatch.setattr(raster, "MAX_CANDIDATES", chunk)
     verts, faces = quad(-0.5, -0.5, 0.5, 0.5, 20.0)
     faces = faces + faces  # faces 2, 3 duplicate 0, 1 exactly: identical z everywhere
     maps = render_reference(scene(verts, faces, size=16))

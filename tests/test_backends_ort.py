@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # an ONNX export of the tiny model, CLI runs
+
 pytest.importorskip("onnxruntime")
 SIZE = 128
 

@@ -16,6 +16,8 @@ from engine.cli import main  # noqa: E402
 from engine.engine_manifest import EngineMismatchError, RuntimeTarget, load_checked  # noqa: E402
 from engine.graph_specs import read_export_manifest  # noqa: E402
 
+pytestmark = pytest.mark.slow  # an ONNX export and TensorRT builds
+
 RTX = ["--backend", "tensorrt_rtx", "--compute-capability", "8.9"]
 
 

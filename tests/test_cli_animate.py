@@ -16,6 +16,7 @@ def guidance_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_animate_writes_a_video_and_grid(tiny_weights, guidance_dir, shared_dir, tmp_path, capsys):
     out, grid = tmp_path / "out.mp4", tmp_path / "grid.mp4"
     rc = main(["animate", "--weights", str(tiny_weights), "--source",
@@ -58,6 +59,7 @@ def test_animate_names_a_bad_source_image(tiny_weights, guidance_dir, tmp_path, 
     assert "bad.jpg: not a readable image" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_offline_sampler_matches_a_hand_rolled_upstream_loop(tiny_model):
     """sample_offline == the loop written out from networks.md (d) for 2 steps, 8 frames, windows of 4."""
     import torch
@@ -89,6 +91,7 @@ def test_offline_sampler_matches_a_hand_rolled_upstream_loop(tiny_model):
     assert torch.allclose(got, x, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_quality_preset_shows_progress_over_steps_and_windows(tiny_weights, guidance_dir, shared_dir, tmp_path,
                                                               capsys):
     rc = main(["animate", "--weights", str(tiny_weights), "--source",

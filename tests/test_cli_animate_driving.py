@@ -1,8 +1,11 @@
 """`mprt animate --driving`: tracking -> FLAME parameters -> guidance maps -> diffusion, in one command."""
+import pytest
+
 from engine.cli import main
 from engine.io.video_writer import read_video_frames
 
 
+@pytest.mark.slow
 def test_animate_from_a_driving_video(tiny_weights, shared_dir, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     rc = main(["animate", "--weights", str(tiny_weights), "--source",

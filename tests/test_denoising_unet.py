@@ -4,6 +4,8 @@ import torch
 
 from engine.errors import InputError
 
+pytestmark = pytest.mark.slow  # the tiny 3D UNet, called frame by frame (~40-60 CPU-s a test)
+
 
 @pytest.fixture(scope="module")
 def inputs(tiny_model):

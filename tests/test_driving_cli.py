@@ -31,6 +31,7 @@ def tracked(shared_dir, tmp_path_factory):
     return out, code, stdout.getvalue(), stderr.getvalue()
 
 
+@pytest.mark.slow
 def test_track_writes_params_file(tracked):
     out, code, stdout, stderr = tracked
     assert code == 0
@@ -40,6 +41,7 @@ def test_track_writes_params_file(tracked):
     assert "RANDOM" in params.model  # the file itself says its parameters are meaningless
 
 
+@pytest.mark.slow
 def test_track_refuses_to_overwrite(shared_dir, tracked, capsys):
     out = tracked[0]
     before = out.read_bytes()
@@ -47,6 +49,7 @@ def test_track_refuses_to_overwrite(shared_dir, tracked, capsys):
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_params_render_a_head_on_the_source_face(shared_dir, tracked):
     """The file feeds the guidance renderer: with the random encoders' neutral code (cam s = 9,
     no rotation) the head lands centred on the source's DECA crop (spec §3 camera chain)."""

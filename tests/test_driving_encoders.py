@@ -161,6 +161,7 @@ def test_driving_encoder_takes_pose_from_deca_and_exp_jaw_from_smirk(deca, smirk
     np.testing.assert_allclose(out["jaw"], jaw.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["deca_coarse_encoder", "smirk_expression_encoder"])
 def test_onnx_parity(tmp_path, name, deca, smirk):
     """The encoders as graphs of engine/graphs/, exported the way `mprt export` exports every graph."""
@@ -222,6 +223,7 @@ def _import_timm_without_torchvision():
     return timm
 
 
+@pytest.mark.slow
 def test_mobilenetv3_matches_timm_when_available():
     before = set(sys.modules)
     try:

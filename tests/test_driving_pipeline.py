@@ -67,6 +67,7 @@ def test_mixing_follows_spec_table():
         mix_parameters(source, global_rot, exp[:, :10], jaw)
 
 
+@pytest.mark.slow
 def test_hold_policy_repeats_last_valid_frame(held):
     p = held.params
     assert held.frame_count == 5 and held.no_face_frames == [1, 3]
@@ -77,6 +78,7 @@ def test_hold_policy_repeats_last_valid_frame(held):
     assert not np.allclose(p.exp[0], p.exp[2]) and not np.allclose(p.pose[0], p.pose[4])
 
 
+@pytest.mark.slow
 def test_skip_policy_drops_faceless_frames(paths, encoders, held):
     skipped = run(paths, encoders, no_face="skip")
     assert skipped.no_face_frames == [1, 3] and skipped.params.num_frames == 3
@@ -84,6 +86,7 @@ def test_skip_policy_drops_faceless_frames(paths, encoders, held):
     np.testing.assert_allclose(skipped.params.exp, held.params.exp[[0, 2, 4]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_upstream_policy_encodes_whole_frame(paths, encoders, held):
     upstream = run(paths, encoders, no_face="upstream", batch_size=2)
     p = upstream.params
@@ -92,6 +95,7 @@ def test_upstream_policy_encodes_whole_frame(paths, encoders, held):
     assert not np.allclose(p.exp[1], p.exp[0])  # encoded from the blank frame, not held
 
 
+@pytest.mark.slow
 def test_source_constants_come_from_cache_second_time(paths, encoders, held):
     code, from_cache = encode_source(paths["source"], paths["landmarker"], encoders, str(paths["cache"]))
     assert from_cache  # the `held` run stored it
@@ -104,6 +108,7 @@ def test_source_constants_come_from_cache_second_time(paths, encoders, held):
     assert not again  # the key covers the encoders
 
 
+@pytest.mark.slow
 def test_video_input_in_video_mode(paths, encoders):
     params = track_driving(paths["video"], paths["source"], landmarker=paths["landmarker"], encoders=encoders,
                            config=TrackingConfig(max_frames=3, cache_dir=str(paths["cache"])))
@@ -111,6 +116,7 @@ def test_video_input_in_video_mode(paths, encoders):
     assert np.isfinite(params.pose).all() and np.isfinite(params.exp).all()
 
 
+@pytest.mark.slow
 def test_no_face_anywhere_is_an_input_error(paths, encoders, tmp_path):
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
     with pytest.raises(InputError, match="no face found in any of the 1 frames"):
@@ -150,6 +156,7 @@ def test_smoothing_is_off_by_default():
     assert TrackingConfig().smoothing is None
 
 
+@pytest.mark.slow
 def test_errors_in_the_tracking_worker_reach_the_caller(paths, encoders, tmp_path):
     """A bad frame file is read in the worker thread; its InputError surfaces in the caller."""
     Image.open(paths["frames"] / "frame_0000.png").save(tmp_path / "frame_0000.png")

@@ -91,6 +91,7 @@ def test_face_found_on_shared_photos(shared_dir, landmarker, name):
     assert abs(dx) <= 0.01 * track.smirk_box.size and 0 <= dy <= 0.1 * track.smirk_box.size
 
 
+@pytest.mark.slow
 def test_video_boxes_inside_frame_and_stable(landmarker, clip):
     with FaceTracker(FaceTrackerConfig(landmarker, mode="video", fps=24)) as tracker:
         tracks = [tracker.track(frame) for frame in clip]
@@ -103,6 +104,7 @@ def test_video_boxes_inside_frame_and_stable(landmarker, clip):
         assert jumps.max() < 0.05, jumps.max()  # < 5% of the box per frame at 24 fps
 
 
+@pytest.mark.slow
 def test_blank_and_noise_frames_have_no_face(landmarker, clip):
     noise = np.random.default_rng(0).integers(0, 256, clip[0].shape, dtype=np.uint8)
     frames = [clip[0], np.zeros_like(clip[0]), clip[1], noise, clip[2]]

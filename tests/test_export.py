@@ -20,6 +20,8 @@ from engine.errors import InputError  # noqa: E402
 from engine.graph_specs import AxisRange, ExportPlan, find_spec, read_export_manifest  # noqa: E402
 from engine.graphs import build_specs  # noqa: E402
 
+pytestmark = pytest.mark.slow  # ONNX exports with parity checks
+
 GRAPHS = {"guidance_encoder", "reference_kv", "denoising_unet", "vae_encoder", "vae_decoder"}
 
 

@@ -1,15 +1,27 @@
 """`mprt export` also writes the driving encoders' graphs beside the diffusion graphs."""
 import onnx
+import pytest
 
 from engine.cli import main
 from engine.graph_specs import find_spec, read_export_manifest
 
 
-def test_export_writes_driving_encoder_graphs(tiny_weights, tmp_path, capsys):
-    out = tmp_path / "onnx"
-    rc = main(["export", "--weights", str(tiny_weights), "--out", str(out), "--parity-frames", "none",
-               "--random-driving-encoders"])
+@pytest.fixture(scope="module")
+def driving_export(tiny_weights, tmp_path_factory):
+    """(export folder, stdout) of one export with random driving encoders."""
+    import contextlib
+    import io
+    out, text = tmp_path_factory.mktemp("driving") / "onnx", io.StringIO()
+    with contextlib.redirect_stdout(text):
+        rc = main(["export", "--weights", str(tiny_weights), "--out", str(out), "--parity-frames", "none",
+                   "--random-driving-encoders"])
     assert rc == 0
+    return out, text.getvalue()
+
+
+@pytest.mark.slow
+def test_export_writes_driving_encoder_graphs(driving_export):
+    out, text = driving_export
     exported = read_export_manifest(str(out))
     for name in ("deca_coarse_encoder", "smirk_expression_encoder"):
         graph = onnx.load(str(out / f"{name}.fp32.onnx"))
@@ -17,7 +29,6 @@ def test_export_writes_driving_encoder_graphs(tiny_weights, tmp_path, capsys):
         spec = find_spec(exported.specs, name, "fp32")  # listed in export.json like every graph
         assert spec.input_names == ["crop_rgb01"] and exported.reports[spec.file_name]["bytes"] > 0
     assert exported.plan.driving
-    text = capsys.readouterr().out
     assert "deca_coarse_encoder" in text and "random weights" in text
 
 
@@ -29,16 +40,15 @@ def test_export_names_missing_driving_weights(tiny_weights, tmp_path, capsys):
     assert "deca_model.tar" in err and "SMIRK_em1.pt" in err
 
 
-def test_driving_encoders_run_on_onnxruntime_from_the_export(tiny_weights, tmp_path):
+@pytest.mark.slow
+def test_driving_encoders_run_on_onnxruntime_from_the_export(driving_export):
     """OrtDrivingEncoder (the exported graphs) == the torch DrivingEncoder on the same random weights,
     within 1e-4 of each output's scale (fp32 ORT vs torch)."""
     import numpy as np
 
     from engine.backends.driving_graphs import OrtDrivingEncoder
     from engine.driving import DrivingEncoder, EncoderInputs, random_encoders
-    out = tmp_path / "onnx"
-    assert main(["export", "--weights", str(tiny_weights), "--out", str(out), "--parity-frames", "none",
-                 "--random-driving-encoders"]) == 0
+    out, _ = driving_export
     rng = np.random.default_rng(0)
     inputs = [EncoderInputs(rng.random((3, 224, 224), np.float32), rng.random((3, 224, 224), np.float32))
               for _ in range(3)]

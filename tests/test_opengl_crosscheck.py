@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # an independent OpenGL render
+
 VERTEX_SHADER = """
 #version 330
 in vec3 in_pos;           // pytorch3d space: +x left, +y up, smaller z nearer

@@ -68,6 +68,7 @@ def test_case_ii_reference_features_are_fp16_rounded_banks(parity):
         assert (f - bank).abs().max() <= bank.abs().max() * 2 ** -11 + 1e-6
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_case_ii_unet_forward_without_cfg(parity):
     d, _, ref, den = parity
@@ -77,6 +78,7 @@ def test_case_ii_unet_forward_without_cfg(parity):
     assert _rel_err(out, case["out.nocfg"]) < REL_TOL
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_case_ii_unet_forward_with_cfg_uncond_half_has_no_reference(parity):
     d, _, ref, den = parity

@@ -33,6 +33,7 @@ def inputs(tmp_path_factory):
     return d, maps, portrait
 
 
+@pytest.mark.slow
 def test_animate_default_preset_is_the_offline_result(inputs, tmp_path):
     from engine.offline import animate_offline
     from engine.io.video_writer import VideoWriter, read_video_frames
@@ -59,6 +60,7 @@ def test_animate_default_preset_is_the_offline_result(inputs, tmp_path):
     assert data["frames_out"] == 4 and data["preset"] == "quality" and "p95_ms" in data["stages"]["unet"]
 
 
+@pytest.mark.slow
 def test_animate_from_flame_params_with_grid(inputs, tmp_path):
     from engine.guidance.demo_motion import demo_flame_params
     from engine.io.video_writer import read_video_frames
@@ -99,6 +101,7 @@ def test_user_errors_are_one_line(inputs, tmp_path, capsys):
     assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists() and not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.slow
 def test_demo_streams_end_to_end(tmp_path):
     from engine.io.video_writer import read_video_frames
     out = tmp_path / "demo.mp4"
@@ -107,6 +110,7 @@ def test_demo_streams_end_to_end(tmp_path):
     assert read_video_frames(tmp_path / "demo-grid.mp4")[0].shape[0] == 6
 
 
+@pytest.mark.slow
 def test_live_from_a_real_time_video(shared_dir, tmp_path):
     pytest.importorskip("mediapipe", reason="mediapipe (face tracking) not installed")
     from engine.io.video_writer import read_video_frames

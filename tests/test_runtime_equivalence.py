@@ -12,6 +12,8 @@ from engine.runtime.runner import StreamRuntime
 from engine.runtime.sinks import CollectingSink
 from engine.runtime.sources import MapsSource
 
+pytestmark = pytest.mark.slow  # the tiny model through every mode and the offline loop
+
 SIZE, FRAMES = 128, 8
 
 

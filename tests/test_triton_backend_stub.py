@@ -20,6 +20,8 @@ pytest.importorskip("tritonclient.http", reason="tritonclient[http] not installe
 from kserve_stub import GrpcStub, HttpStub, StubModels  # noqa: E402
 from helpers.export_support import tiny_export, tiny_triton_repo  # noqa: E402
 
+pytestmark = pytest.mark.slow  # an ONNX export of the tiny model
+
 SIZE = 128
 STUBS = {"http": HttpStub, "grpc": GrpcStub}
 

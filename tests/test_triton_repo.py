@@ -24,6 +24,8 @@ from engine.graph_specs import read_export_manifest  # noqa: E402
 from engine.triton_models import SPEC_PARAMETER, model_name  # noqa: E402
 from export.triton_config import batch_axis  # noqa: E402
 
+pytestmark = pytest.mark.slow  # an ONNX export of the tiny model
+
 ROW_GRAPHS = {"guidance_encoder", "vae_encoder", "vae_decoder"}  # what Triton may batch (per-frame 2-D nets)
 
 

@@ -204,6 +204,7 @@ class ExportPlan:
     reference_mode: str = "kv"
     driving: bool = False  # also the driving encoders' graphs (DECA, SMIRK)
     crops: AxisRange = AxisRange(1, 8, 16)  # face crops per driving-encoder call
+    extra_graphs: tuple[str, ...] = ()  # optional graphs asked for by name (engine/graphs/<name>.py `wanted`)
 
     def __post_init__(self):
         h, w = self.image_size
@@ -221,14 +222,16 @@ class ExportPlan:
     def to_json(self) -> dict[str, Any]:
         return {"image_size": list(self.image_size), "frames": str(self.frames), "batch": str(self.batch),
                 "images": str(self.images), "precisions": list(self.precisions),
-                "reference_mode": self.reference_mode, "driving": self.driving, "crops": str(self.crops)}
+                "reference_mode": self.reference_mode, "driving": self.driving, "crops": str(self.crops),
+                "extra_graphs": list(self.extra_graphs)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ExportPlan":
         return cls(image_size=tuple(d["image_size"]), frames=AxisRange.parse(d["frames"], "frames"),
                    batch=AxisRange.parse(d["batch"], "batch"), images=AxisRange.parse(d["images"], "images"),
                    precisions=tuple(d["precisions"]), reference_mode=str(d["reference_mode"]),
-                   driving=bool(d.get("driving", False)), crops=AxisRange.parse(d.get("crops", "1:8:16"), "crops"))
+                   driving=bool(d.get("driving", False)), crops=AxisRange.parse(d.get("crops", "1:8:16"), "crops"),
+                   extra_graphs=tuple(d.get("extra_graphs", ())))
 
 
 def reference_token_shapes(config: ModelConfig, latent_hw: tuple[int, int]) -> list[tuple[int, int]]:

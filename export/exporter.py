@@ -59,9 +59,9 @@ class ExportOptions:
 
 def export_all(model: MagicPortraitModel, plan: ExportPlan, out_dir: str | os.PathLike,
                options: ExportOptions = ExportOptions(),
-               progress: Callable[[str], None] = print, driving=None) -> list[GraphReport]:
+               progress: Callable[[str], None] = print, driving=None, sources=None) -> list[GraphReport]:
     """driving: the driving encoders (engine.driving.encoder_weights.EncoderPair), for plans with
-    `driving` set."""
+    `driving` set; sources: {SOURCE name: object} for graphs whose networks come from elsewhere."""
     if plan.driving and driving is None:
         raise InputError("export plan includes the driving encoders, but none were given")
     out = pathlib.Path(out_dir)
@@ -72,7 +72,7 @@ def export_all(model: MagicPortraitModel, plan: ExportPlan, out_dir: str | os.Pa
     total = len(specs)
     for name in graph_names(plan):
         spec32 = find_spec(specs32, name, "fp32")
-        module = graph_module(model, spec32, driving)
+        module = graph_module(model, spec32, driving, sources)
         start = time.perf_counter()
         progress(f"[{len(reports) + 1}/{total}] {name}: tracing")
         proto, slimmed = _traced_and_slimmed(module, spec32, options, progress)

@@ -19,12 +19,12 @@ class GraphModule(nn.Module):
         return self._forward(self.parts, *inputs)
 
 
-def graph_module(model, spec: GraphSpec, driving=None) -> nn.Module:
-    """The fp32 module of graph `spec.name`, from the MagicPortraitModel `model` or the driving encoders
-    `driving` (an EncoderPair), as the graph's SOURCE says (fp16 graphs are converted from its ONNX:
-    export/fp16.py)."""
+def graph_module(model, spec: GraphSpec, driving=None, sources=None) -> nn.Module:
+    """The fp32 module of graph `spec.name`, from the MagicPortraitModel `model`, the driving encoders
+    `driving` (an EncoderPair) or `sources[name]`, as the graph's SOURCE says (fp16 graphs are converted
+    from its ONNX: export/fp16.py)."""
     graph = graph_definition(spec.name)
-    source = {"model": model, "driving": driving}[graph.SOURCE]
+    source = {"model": model, "driving": driving, **(sources or {})}.get(graph.SOURCE)
     if source is None:
         raise ValueError(f"graph {spec.name} needs its {graph.SOURCE} networks")
     return GraphModule(graph, source).eval().requires_grad_(False)

@@ -3,9 +3,11 @@
 A graph module defines
   NAME                        the graph's name (files `<NAME>.<precision>.onnx` / `.engine`)
   ORDER                       its place in an export (and in export.json)
-  SOURCE                      what its networks come from: "model" (MagicPortraitModel) or
-                              "driving" (engine.driving.encoder_weights.EncoderPair)
-  wanted(plan) -> bool        whether an ExportPlan includes it (optional: default always)
+  SOURCE                      what its networks come from: "model" (MagicPortraitModel),
+                              "driving" (engine.driving.encoder_weights.EncoderPair), or any name
+                              the exporter is handed a source for (export_all(..., sources=))
+  wanted(plan) -> bool        whether an ExportPlan includes it (optional: default always; an
+                              optional graph can answer `NAME in plan.extra_graphs`)
   spec(config, plan, precision) -> GraphSpec      its I/O (engine/graph_specs.py), torch-free
   parts(source) -> {name: torch module}          the networks it runs
   forward(parts, *inputs) -> outputs             inputs and outputs in the spec's order; what

@@ -1,7 +1,5 @@
 """engine/graphs/: every graph is one module; a new one (dropped into the package's search path here)
 is declared, exported and parity-checked without touching any other file."""
-import sys
-
 import numpy as np
 import pytest
 
@@ -43,11 +41,8 @@ def test_the_diffusion_graphs_in_export_order():
 
 @pytest.fixture
 def doubler(tmp_path, monkeypatch):
-    import engine.graphs as package
-    (tmp_path / "doubler.py").write_text(ONE_FILE_GRAPH)
-    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
-    yield "doubler"
-    sys.modules.pop("engine.graphs.doubler", None)
+    from helpers.packages import drop_module
+    return drop_module(monkeypatch, tmp_path, "engine.graphs", "doubler", ONE_FILE_GRAPH)
 
 
 def test_a_graph_in_one_file_is_declared_exported_and_checked(doubler, tmp_path):

@@ -37,12 +37,8 @@ def test_ddim_is_registered_by_its_module_name():
 
 @pytest.fixture
 def half_step(tmp_path, monkeypatch):
-    import engine.sampling.schedulers as package
-    (tmp_path / "halfstep.py").write_text(ONE_FILE_SCHEDULER)
-    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
-    yield "halfstep"
-    import sys
-    sys.modules.pop("engine.sampling.schedulers.halfstep", None)
+    from helpers.packages import drop_module
+    return drop_module(monkeypatch, tmp_path, "engine.sampling.schedulers", "halfstep", ONE_FILE_SCHEDULER)
 
 
 @pytest.mark.parametrize("preset", ["quality", "balanced", "realtime"])

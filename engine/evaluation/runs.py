@@ -8,20 +8,7 @@ import numpy as np
 
 from engine.backends.base import Backend
 from engine.runtime.presets import StreamSettings
-from engine.runtime.sinks import FrameSink
-
-
-class CollectSink(FrameSink):
-    """Keeps every output frame by its source index."""
-
-    def __init__(self):
-        self.frames: dict[int, np.ndarray] = {}
-
-    def write(self, index: int, frame: np.ndarray) -> None:
-        self.frames[index] = frame
-
-    def stacked(self) -> np.ndarray:
-        return np.stack([self.frames[i] for i in sorted(self.frames)])
+from engine.runtime.sinks import CollectingSink
 
 
 def run_runtime(backend: Backend, settings: StreamSettings, reference_u8: np.ndarray,
@@ -32,7 +19,7 @@ def run_runtime(backend: Backend, settings: StreamSettings, reference_u8: np.nda
     t0 = time.perf_counter()
     runtime = StreamRuntime(backend, settings, size, seed=seed)
     runtime.set_identity(reference_u8)
-    sink = CollectSink()
+    sink = CollectingSink()
     report = runtime.run(MapsSource(maps_u8, "held-out clip"), [sink])
     seconds = time.perf_counter() - t0
     frames = sink.stacked()

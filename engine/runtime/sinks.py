@@ -128,3 +128,7 @@ class CollectingSink(FrameSink):
     def write(self, index: int, frame: np.ndarray) -> None:
         self.indices.append(index)
         self.frames.append(frame)
+
+    def stacked(self) -> np.ndarray:
+        """(F,H,W,3): the frames in source-index order."""
+        return np.stack([self.frames[j] for j in np.argsort(self.indices, kind="stable")])

@@ -21,7 +21,7 @@ def fake_shared(size: int = 16, landmarker: bool = False):
     from engine.guidance.pipeline import resolve_backend
     from engine.runtime.presets import preset_settings
     from engine.serve.shared import SharedModel, builtin_inputs
-    from test_runtime_fakes import FrameLocalBackend
+    from helpers.runtime_fakes import FrameLocalBackend
     portrait, code, motion = builtin_inputs()
     encoders = None
     if landmarker:

@@ -86,7 +86,7 @@ def test_runtime_streams_through_the_stub_like_on_ort(stub_models, ort_backend, 
     from engine.runtime.presets import preset_settings
     from engine.runtime.runner import StreamRuntime
     from engine.runtime.sources import MapsSource
-    from test_runtime_equivalence import Collect
+    from engine.runtime.sinks import CollectingSink as Collect
     rng = np.random.default_rng(1)
     portrait = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     maps = {t: rng.integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}

@@ -48,6 +48,15 @@ class Backend(abc.ABC):
         """sample (B,4,F,h,w) float32; timesteps (B,F) int (one per frame); guidance: F handles; use_reference
         (B,) bool (False = CFG's unconditional row, run without reference). Returns v (B,4,F,h,w) float32."""
 
+    def denoise_batch(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[Sequence[Any]],
+                      identities: Sequence[Any], use_reference: np.ndarray) -> np.ndarray:
+        """Several streams in one call: sample (S,4,F,h,w), timesteps (S,F), guidance[s] the F handles of
+        sample s, identities[s] its identity handle, use_reference (S,). Returns v (S,4,F,h,w).
+        Sample s must get what `denoise` gives it alone. This default runs them one by one; backends whose
+        networks take per-sample guidance and reference K/V override it with one call."""
+        return np.concatenate([self.denoise(sample[s:s + 1], timesteps[s:s + 1], guidance[s], identities[s],
+                                            use_reference[s:s + 1]) for s in range(len(sample))])
+
     @abc.abstractmethod
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """latents (F,4,h,w) float32 -> (F,H,W,3) uint8 (truncated like upstream's save_videos_grid)."""

@@ -69,6 +69,22 @@ class TorchBackend(Backend):
         return v.float().cpu().numpy()
 
     @torch.no_grad()
+    def denoise_batch(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[Sequence[torch.Tensor]],
+                      identities: Sequence, use_reference: np.ndarray) -> np.ndarray:
+        m = self.model
+        x = torch.from_numpy(np.ascontiguousarray(sample)).to(m.device, m.dtype)
+        t = torch.from_numpy(np.asarray(timesteps, np.int64)).to(m.device)
+        g = torch.stack([torch.stack(list(frames), dim=1) for frames in guidance])  # (S,C0,F,h,w)
+        keep = torch.from_numpy(np.asarray(use_reference, bool)).to(m.device)
+        if all(i is identities[0] for i in identities):
+            kv = identities[0]  # one identity: (1,L,C) broadcast, as in denoise
+        else:  # per-sample K/V, (S,L,C) per block
+            kv = [(torch.cat([i[b][0] for i in identities]), torch.cat([i[b][1] for i in identities]))
+                  for b in range(len(identities[0]))]
+        v = m.denoising_unet(x, t, m.text_embedding, g, kv, keep)
+        return v.float().cpu().numpy()
+
+    @torch.no_grad()
     def decode(self, latents: np.ndarray) -> np.ndarray:
         m = self.model
         x = torch.from_numpy(np.ascontiguousarray(latents)).to(m.device, m.dtype)

@@ -37,11 +37,15 @@ class DenoisingUNet3D(UNetBody):
         """Predict v for a latent window.
 
         sample (B,4,F,h,w); timestep: scalar, (B,) or (B,F) (one per frame); text (B or 1, 77, D);
-        guidance (B or 1, C0, F, h, w) or None; reference_kv: 16 (K, V) pairs of shape (1, L, C)
-        from `project_reference`, or None (no reference at all); use_reference (B,) bool, False for
-        CFG's unconditional samples (default: all True). Returns v (B,4,F,h,w).
+        guidance (B or 1, C0, F, h, w) or None; reference_kv: 16 (K, V) pairs of shape (1 or B, L, C)
+        from `project_reference` (B: one identity per sample, several streams in one call), or None (no
+        reference at all); use_reference (B,) bool, False for CFG's unconditional samples (default: all
+        True). Returns v (B,4,F,h,w).
         """
         b, c, f, h, w = sample.shape
+        if reference_kv is not None and any(k.shape[0] not in (1, b) for k, _ in reference_kv):
+            raise InputError(f"reference_kv: expected (1, L, C) or ({b}, L, C) per block, got first dims "
+                             f"{sorted({k.shape[0] for k, _ in reference_kv})}")
         if f > self.motion_config.max_frames:
             raise InputError(f"sample: {f} frames exceed the motion modules' maximum of "
                              f"{self.motion_config.max_frames}")

@@ -13,7 +13,10 @@ from torch import nn
 
 from engine.networks.layers import Attention, FeedForward
 
-ReferenceKV = tuple[torch.Tensor, torch.Tensor]  # (k, v), each (R, L, C), R = 1 or rows
+# (k, v), each (R, L, C) with R dividing the attention rows: entry r serves rows r*n .. r*n+n-1 (n = rows/R).
+# R = 1: one identity for every row; R = samples: one identity per sample (rows are sample-major, the frames
+# of a sample adjacent), which lets one call serve several streams (engine/runtime/batcher.py).
+ReferenceKV = tuple[torch.Tensor, torch.Tensor]
 
 
 class TransformerBlock(nn.Module):
@@ -46,8 +49,7 @@ class TransformerBlock(nn.Module):
         if ref_kv is not None:
             k_ref, v_ref = ref_kv
             rows = x.shape[0]
-            k = torch.cat([k, k_ref.to(k.dtype).expand(rows, -1, -1)], dim=1)
-            v = torch.cat([v, v_ref.to(v.dtype).expand(rows, -1, -1)], dim=1)
+            k, v = _append_reference(k, k_ref), _append_reference(v, v_ref)
             if ref_keep is not None:
                 # Masking the reference keys is exactly attention over the own tokens alone
                 # (their softmax weights become 0): upstream's uncond branch, networks.md (b).6.
@@ -59,6 +61,17 @@ class TransformerBlock(nn.Module):
             h = h + self.attn2(self.norm2(h), text)
         h = h + self.ff(self.norm3(h))
         return h, n
+
+
+def _append_reference(own: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """own (rows, L, C), ref (R, Lr, C) with R | rows -> (rows, L + Lr, C): each row's tokens followed by its
+    identity's. Concatenated as (R, rows/R, ., C) blocks so the reference is broadcast, never copied twice;
+    the shapes stay symbolic for ONNX export (R is 1 or the batch there)."""
+    rows, tokens, c = own.shape
+    r = ref.shape[0]
+    per = rows // r
+    ref = ref.to(own.dtype)[:, None].expand(r, per, ref.shape[1], c)
+    return torch.cat([own.reshape(r, per, tokens, c), ref], dim=2).reshape(rows, -1, c)
 
 
 class SpatialTransformer(nn.Module):

@@ -41,11 +41,14 @@ def register(sub) -> None:
     from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
     add_model_options(p)
+    from engine.cli.serve_scale import add_scale_options
+    add_scale_options(p)
     p.set_defaults(func=run)
 
 
-def build_shared(args):
-    """Everything sessions share, from the parsed options (slow: loads the model and encoders)."""
+def build_shared(args, open_model: bool = True):
+    """Everything sessions share, from the parsed options (slow: loads the model and encoders). Without
+    `open_model` (the --ray ingress: the model lives on the replicas) no backend is opened."""
     import argparse
 
     from engine.cli.animate import load_head_model
@@ -72,13 +75,17 @@ def build_shared(args):
     else:
         print("note: no --landmarker / --driving-weights: camera driving is off; the page offers the built-in "
               "motion ('no camera') only", file=sys.stderr)
-    backend, default_size = build_backend(args)  # engine.backends.registry.open_backend, as `mprt demo` does
+    from engine.cli.serve_scale import make_batcher
+    backend, default_size, description = None, 0, ""
+    if open_model:
+        backend, default_size = build_backend(args)  # engine.backends.registry.open_backend, as `mprt demo` does
+        info = backend.info
+        model = f"weights {args.weights}" if args.weights else "the built-in model"
+        description = f"{model} on {info.name} {info.device} {info.precision}"
+        backend = share_backend(backend)
     portrait, code, motion = builtin_inputs()
-    info = backend.info
-    model = f"weights {args.weights}" if args.weights else "the built-in model"
-    description = f"{model} on {info.name} {info.device} {info.precision}"
     return SharedModel(
-        backend=share_backend(backend), size=args.size or default_size,
+        backend=backend, batcher=make_batcher(args, backend) if backend else None, size=args.size or default_size,
         settings_for=lambda name: stream_settings(argparse.Namespace(**{**vars(args), "preset": name})),
         head_model=load_head_model(args.head_model), renderer=SerializedRenderer(resolve_backend(args.render_backend)),
         landmarker=landmarker, encoders=encoders, builtin_portrait=portrait, builtin_source=code,
@@ -96,6 +103,8 @@ def run(args) -> int:
         raise InputError(f"--max-sessions: expected >= 1, got {args.max_sessions}")
     if args.session_timeout <= 0:
         raise InputError(f"--session-timeout: expected > 0 seconds, got {args.session_timeout}")
+    from engine.cli.serve_scale import check_scale_options, ray_ingress
+    check_scale_options(args)
     _aiortc()
     try:
         import aiohttp  # noqa: F401
@@ -107,14 +116,18 @@ def run(args) -> int:
     if args.virtual_camera:
         from engine.runtime.virtual_camera import require_pyvirtualcam
         require_pyvirtualcam()  # before the slow loads
-    shared = build_shared(args)
+    open_session, max_sessions = None, args.max_sessions
+    if args.ray:
+        shared, open_session, max_sessions = ray_ingress(args)
+    else:
+        shared = build_shared(args)
     mirror = None
     if args.virtual_camera:
         from engine.runtime.virtual_camera import VirtualCameraSink
         mirror = VirtualCameraSink(shared.size, shared.size, 25.0)
     limits = UploadLimits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_upload_pixels)
-    serve = ServeApp(shared, policy, max_sessions=args.max_sessions, idle_timeout_s=args.session_timeout,
-                     limits=limits, mirror=mirror)
-    print(f"serving {shared.description}, up to {args.max_sessions} session(s)", file=sys.stderr)
+    serve = ServeApp(shared, policy, max_sessions=max_sessions, idle_timeout_s=args.session_timeout,
+                     limits=limits, mirror=mirror, open_session=open_session)
+    print(f"serving {shared.description}, up to {max_sessions} session(s)", file=sys.stderr)
     run_forever(serve, args.port, tls, announce=lambda url: print(f"open {url}", flush=True))
     return 0

@@ -116,6 +116,10 @@ class CrossSessionBatcher:
             self._cond.notify_all()  # the batch may no longer need to wait for this session
 
     @property
+    def alive(self) -> bool:
+        return self._worker.is_alive()
+
+    @property
     def sessions(self) -> int:
         with self._cond:
             return len(self._sessions)

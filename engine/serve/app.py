@@ -70,10 +70,14 @@ def _png(image) -> bytes:
 
 class ServeApp:
     def __init__(self, shared: SharedModel, policy: AccessPolicy, max_sessions: int = 2,
-                 idle_timeout_s: float = 15.0, limits: UploadLimits = UploadLimits(), mirror=None):
+                 idle_timeout_s: float = 15.0, limits: UploadLimits = UploadLimits(), mirror=None,
+                 open_session=None):
+        """open_session(portrait, source_code, preset, driving) -> a Session-like object (default: a Session
+        on `shared`; `mprt serve --ray`: a RemoteSession on a replica). It raises Busy when full."""
         from aiohttp import web
         self.web, self.shared, self.policy, self.limits = web, shared, policy, limits
         self.manager = SessionManager(max_sessions, idle_timeout_s, mirror)
+        self.open_session = open_session or (lambda *a: Session(shared, *a))
         self.portraits = PortraitStore(max_entries=max(16, 4 * max_sessions))
         self.static = load_static()
         self.builtin_png = _png(shared.builtin_portrait)
@@ -201,7 +205,7 @@ class ServeApp:
                     raise InputError("portrait: unknown or expired upload; upload it again")
                 portrait, code = taken
             loop = asyncio.get_running_loop()
-            session = await loop.run_in_executor(None, lambda: Session(self.shared, portrait, code, preset, driving))
+            session = await loop.run_in_executor(None, lambda: self.open_session(portrait, code, preset, driving))
             from engine.serve.rtc import RtcSession
             sid = session.id
             rtc = RtcSession(session, loop, on_gone=lambda: loop.create_task(self.manager.close(sid, "peer gone")))
@@ -211,6 +215,10 @@ class ServeApp:
             if session is not None:
                 session.close()
             return self._error(400, str(err))
+        except Busy as err:  # every replica full (mprt serve --ray)
+            self.manager.unreserve()
+            self.manager.refused_total += 1
+            return self._error(503, str(err))
         except BaseException:
             self.manager.unreserve()
             if session is not None:

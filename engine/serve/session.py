@@ -126,10 +126,11 @@ class Session:
     def _loop(self) -> None:
         from engine.runtime.runner import StreamRuntime
         sh = self.shared
+        backend = sh.session_backend()
         try:
             while not self.closed:
                 self._restart.clear()
-                runtime = StreamRuntime(sh.backend, sh.settings_for(self.preset), sh.size, seed=sh.seed)
+                runtime = StreamRuntime(backend, sh.settings_for(self.preset), sh.size, seed=sh.seed)
                 runtime.identity = self.identity  # from the shared cache (reference K/V by image hash)
                 self.stats = RuntimeStats()
                 runtime.run(self.source, [_OutputSink(self, self.source)], stats=self.stats)
@@ -142,6 +143,8 @@ class Session:
             print(f"mprt serve: session {self.id[:6]} stopped: {self.error}", file=sys.stderr)
         finally:
             self.inbox.close()
+            if backend is not sh.backend:
+                backend.close()  # leave the batcher
 
     @property
     def running(self) -> bool:

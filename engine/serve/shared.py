@@ -34,6 +34,10 @@ class SerializedBackend(Backend):
         with self._lock:
             return self.inner.denoise(sample, timesteps, guidance, identity, use_reference)
 
+    def denoise_batch(self, sample, timesteps, guidance, identities, use_reference):
+        with self._lock:
+            return self.inner.denoise_batch(sample, timesteps, guidance, identities, use_reference)
+
     def decode(self, latents):
         with self._lock:
             return self.inner.decode(latents)
@@ -75,6 +79,7 @@ class SharedModel:
     description: str = ""                 # model / backend, shown on the page and in /stats
     random_encoders: bool = False
     seed: int = 42
+    batcher: Any = None                   # engine.runtime.batcher.CrossSessionBatcher over `backend`, or None
     identities: IdentityCache = dataclasses.field(init=False)
     driving_encoder: Any = dataclasses.field(init=False, default=None)
 
@@ -84,6 +89,11 @@ class SharedModel:
         if self.encoders is not None:
             from engine.driving import DrivingEncoder
             self.driving_encoder = DrivingEncoder(self.encoders)  # inference only: safe to share across threads
+
+    def session_backend(self) -> Backend:
+        """What one session's runtime calls: its own view of the batcher (its UNet calls batched with the
+        other sessions'), or the shared backend when batching is off."""
+        return self.batcher.session() if self.batcher is not None else self.backend
 
     def source_code(self, image_rgb_u8: np.ndarray, name: str):
         """The portrait's FLAME constants (DECA on its face); InputError when it shows no face."""

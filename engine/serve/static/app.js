@@ -285,7 +285,11 @@ async function stop() {
 }
 
 function onMessage(m) {
-  if (m.type === "stats") state.server = m;
+  if (m.type === "stats") {
+    // mprt serve --ray: the replica holding this session went away; it restarts on another one
+    if (m.notice && m.notice !== state.server?.notice) setStatus(m.notice);
+    state.server = m;
+  }
   else if (m.type === "frame") {
     state.serverFrames.set(m.code, m);
     if (state.serverFrames.size > 256) state.serverFrames.delete(state.serverFrames.keys().next().value);

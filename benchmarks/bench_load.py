@@ -30,6 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import RESULTS_DIR, machine_info, write_results  # noqa: E402
+from engine.errors import InputError  # noqa: E402
 
 DRIVING = ROOT.parent / "shared" / "assets" / "media" / "driving.mp4"
 MODES = {  # name -> (description, extra `mprt serve` options)
@@ -107,6 +108,7 @@ def summarize(mode: str, n: int, results: list[dict]) -> dict:
 
 
 def plot(rows, out_dir: pathlib.Path) -> pathlib.Path:
+    rows = [r for r in rows if r.get("aggregate_fps") is not None]  # modes that ran
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     try:
         import matplotlib
@@ -171,7 +173,13 @@ def main(argv=None) -> int:
         desc, opts = MODES[mode]
         limit = (["--max-sessions-per-replica", str(args.max_sessions)] if "--ray" in opts
                  else ["--max-sessions", str(args.max_sessions)])
-        server, shared = start_server([*opts, *limit, "--session-timeout", "20", *serve_extra])
+        try:
+            server, shared = start_server([*opts, *limit, "--session-timeout", "20", *serve_extra])
+        except InputError as err:  # e.g. no local Ray cluster on this machine: say so in the table
+            rows += [{"mode": mode, "clients": n, "served": 0, "errors": n, "error_messages": [str(err)],
+                      "load_1min": round(os.getloadavg()[0], 2)} for n in args.clients]
+            print(f"{mode}: {err}", file=sys.stderr)
+            continue
         try:
             size = shared.size
             for n in args.clients:
@@ -198,12 +206,14 @@ def main(argv=None) -> int:
              "(admission: --max-sessions per process / --max-sessions-per-replica per replica).",
              "2 CPU cores shared with other work: see load_1min per row and the load averages above; "
              "timings are indicative only here."]
-    messages = {r["mode"]: r["refusal_message"] for r in rows if r["refusal_message"]}
+    messages = {r["mode"]: r["refusal_message"] for r in rows if r.get("refusal_message")}
+    notes += sorted({f"{r['mode']} failed: {m}" for r in rows if not r.get("served") for m in r.get("error_messages", [])})
     notes += [f"Refusal message ({m}): \"{msg}\"" for m, msg in messages.items()]
     out_dir = pathlib.Path(args.out_dir)
     write_results("load", "mprt serve under load: one process vs Ray Serve replicas", rows, COLUMNS, meta, notes,
                   out_dir)
-    plot(rows, out_dir)
+    if any(r.get("aggregate_fps") is not None for r in rows):
+        plot(rows, out_dir)
     return 0
 
 

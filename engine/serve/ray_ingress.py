@@ -68,7 +68,6 @@ class RayPlacer:
 class RemoteSession:
     def __init__(self, placer: RayPlacer, portrait: np.ndarray | None, source_code, preset: str = "realtime",
                  driving: str = "camera", on_output: Callable[[np.ndarray, dict | None], None] = lambda f, r: None):
-        from engine.serve.framecode import split  # noqa: F401 - fail early if the serve package is incomplete
         self.placer, self.portrait, self.source_code = placer, portrait, source_code
         self.preset, self.driving, self.on_output = preset, driving, on_output
         self.created = self.last_activity = time.monotonic()

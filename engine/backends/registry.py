@@ -46,8 +46,8 @@ def backend_names() -> tuple[str, ...]:
 def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: str | None = None,
                  precision: str | None = None, cuda_graphs: bool = True, threads: int | None = None,
                  url: str | None = None) -> Backend:
-    """One loaded backend: "torch" (weights; without them the tiny random-weight model, announced on
-    stderr), "onnxruntime" (onnx=export dir), "tensorrt" (engines=build dir) or "triton" (url of a server
+    """One loaded backend: "torch" (weights; without them the built-in trained model, else the tiny
+    random-weight one, announced on stderr), "onnxruntime" (onnx=export dir), "tensorrt" (engines=build dir) or "triton" (url of a server
     serving an `mprt export --triton` repository). The graph backends read
     the text embedding from `weights` (or the tiny model's). `backend.info.image_size` is its native size."""
     if name not in OPENERS:
@@ -64,6 +64,11 @@ def text_embedding_for(request: BackendRequest, backend: str):
     from engine.preprocess import read_text_embedding
     if request.weights:
         return read_text_embedding(request.weights)
+    from engine.weights.builtin import builtin_weights_dir
+    root = builtin_weights_dir()
+    if root is not None:
+        print("note: no --weights given: using the built-in model's text embedding", file=sys.stderr)
+        return read_text_embedding(root)
     try:
         from engine.weights.tiny import ensure_tiny_weights
     except ImportError:

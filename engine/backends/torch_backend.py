@@ -28,23 +28,19 @@ class TorchBackend(Backend):
 
     @classmethod
     def open(cls, request) -> "TorchBackend":
-        """registry opener: request.weights (None = the tiny random-weight model, announced on stderr)."""
+        """registry opener: request.weights (None = the built-in model, else the tiny random one; announced)."""
         import sys
 
         from engine.errors import InputError
-        from engine.weights.tiny import ensure_tiny_weights
+        from engine.weights.builtin import default_weights
         device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if request.precision == "fp16" and device == "cpu":
             raise InputError("fp16: half precision needs a GPU device (got device cpu)")
         dtype = torch.float16 if request.precision == "fp16" else torch.float32
-        if request.weights:
-            root, tiny = request.weights, False
-        else:
-            root, tiny = ensure_tiny_weights(), True
-            print(f"note: no --weights given: using the tiny random-weight model at {root} "
-                  "(outputs are noise-like; pass --weights DIR for real results)", file=sys.stderr)
+        given = bool(request.weights)
+        root = request.weights if given else default_weights()[0]
         backend = cls.from_weights(root, device=device, dtype=dtype)
-        if not tiny:
+        if given:
             print(backend.model.report.summary(), file=sys.stderr)
         return backend
 

@@ -9,16 +9,18 @@ from engine.cli.common import add_model_options
 def register(sub) -> None:
     p = sub.add_parser(
         "demo", help="run the whole chain on built-in inputs (no weights needed)",
-        description="Stream a built-in head motion (turn, nod, open jaw) of the synthetic head (not FLAME) through "
-        "the runtime: FLAME parameters are rendered to guidance maps as frames are needed, denoised with the "
-        "chosen preset, decoded and written frame by frame to a video plus a side-by-side grid; a render of the "
-        "head stands in for the portrait. Without --weights it uses a tiny random-weight model and says so: the "
-        "animation is then noise-like, but every stage runs as it would with real weights.")
+        description="Animate a built-in synthetic person (a held-out identity of the built-in model's "
+        "training data: never seen in training) with a built-in head motion (turn, nod, open jaw, smile): FLAME-"
+        "format parameters are rendered to guidance maps as frames are needed, denoised with the chosen preset, "
+        "decoded and written frame by frame to a video plus a side-by-side grid (portrait | depth | normal | "
+        "render | output). Without --weights it uses the built-in model, a small MagicPortrait trained by this "
+        "project on synthetic heads (engine/assets/synthetic_heads/MODEL_CARD.md); where that is absent, a tiny "
+        "random-weight model, and it says so.")
     p.add_argument("--out", default="mprt-demo.mp4", help="output video (default mprt-demo.mp4)")
     p.add_argument("--grid", default=None, help="side-by-side video (default: <out>-grid.mp4)")
     p.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
+    p.add_argument("--size", type=int, default=None, help="output size (default: the model's own, 64 for the built-in model)")
     p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
     from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
@@ -31,11 +33,9 @@ def run(args) -> int:
 
     from engine.cli.animate import stream
     from engine.errors import InputError
-    from engine.flame.synthetic import synthetic_head
-    from engine.guidance.demo_motion import demo_flame_params
-    from engine.guidance.pipeline import render_guidance_maps
     from engine.io.video_writer import check_output_path
-    from engine.runtime.sources import FlameParamsSource, slice_params
+    from engine.runtime.sources import FlameParamsSource
+    from engine.synthetic.demo import demo_person
 
     if args.frames < 1:
         raise InputError(f"--frames: expected >= 1, got {args.frames}")
@@ -43,9 +43,8 @@ def run(args) -> int:
     check_output_path(args.out, args.overwrite)
     check_output_path(args.grid, args.overwrite)
     t0 = time.perf_counter()
-    head = synthetic_head()
-    params = demo_flame_params(args.frames)
-    portrait = render_guidance_maps(slice_params(params, 0, 1), head)["render"][0]  # the head stands in for a photo
-    print(f"synthetic head and portrait ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    stream(args, portrait, FlameParamsSource(params, head, name="built-in head motion", renderer=args.render_backend))
+    person = demo_person(args.frames)
+    print(f"synthetic person ready in {time.perf_counter() - t0:.1f} s ({person.description})", file=sys.stderr)
+    stream(args, person.portrait, FlameParamsSource(person.params, person.head, name="built-in head motion",
+                                                    renderer=args.render_backend))
     return 0

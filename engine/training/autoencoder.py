@@ -30,9 +30,11 @@ def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
-def autoencoder_loss(vae, images: torch.Tensor, weight: torch.Tensor, generator=None) -> torch.Tensor:
+def autoencoder_loss(vae, images: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Decoded from the posterior *mean*, the latent the engine uses (a sample's unit-variance noise
+    would drown a young encoder's signal until the KL-weighted variance has shrunk: blurry grey)."""
     posterior = vae.encode(images).latent_dist
-    recon = vae.decode(posterior.sample(generator)).sample
+    recon = vae.decode(posterior.mean).sample
     l1 = ((recon - images).abs() * weight).mean()
     (gy, gx), (ry, rx) = _gradients(images), _gradients(recon)
     grad = (gy - ry).abs().mean() + (gx - rx).abs().mean()
@@ -40,27 +42,31 @@ def autoencoder_loss(vae, images: torch.Tensor, weight: torch.Tensor, generator=
 
 
 def train_autoencoder(images_u8: np.ndarray, masks_u8: np.ndarray, steps: int, batch: int, lr: float,
-                      checkpoint: pathlib.Path, seed: int, device) -> torch.nn.Module:
+                      checkpoint: pathlib.Path, seed: int, device, crop: int | None = None) -> torch.nn.Module:
+    """Train on random `crop`-pixel crops (a conv autoencoder is local: crops cost a fraction of
+    whole images per step, so many more steps fit the budget), flipped at random."""
     torch.manual_seed(seed)
-    vae = make_autoencoder(images_u8.shape[1]).to(device).train()
+    size = images_u8.shape[1]
+    crop = crop or size
+    vae = make_autoencoder(size).to(device).train()
     state = StageState("autoencoder", {"vae": vae}, torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0),
                        rng=np.random.default_rng([seed, 100]))
 
     def step(s: StageState) -> float:
         idx = s.rng.integers(len(images_u8), size=batch)
-        x = to_unit(images_u8[idx], device) * 2 - 1
-        flip = torch.from_numpy(s.rng.random(batch) < 0.5).to(device)
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        m = to_unit(masks_u8[idx][..., None], device)
-        m = torch.where(flip[:, None, None, None], m.flip(-1), m)
+        y0, x0 = s.rng.integers(size - crop + 1, size=2)
+        x = to_unit(images_u8[idx, y0:y0 + crop, x0:x0 + crop], device) * 2 - 1
+        m = to_unit(masks_u8[idx, y0:y0 + crop, x0:x0 + crop, None], device)
+        flip = torch.from_numpy(s.rng.random(batch) < 0.5).to(device)[:, None, None, None]
+        x, m = torch.where(flip, x.flip(-1), x), torch.where(flip, m.flip(-1), m)
         loss = autoencoder_loss(vae, x, 1 + HEAD_WEIGHT * m)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         s.optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
-    run_stage(state, steps, step, checkpoint, cosine_lr(lr, steps, warmup=50))
+    run_stage(state, steps, step, checkpoint, cosine_lr(lr, steps, warmup=100))
     return vae.eval().requires_grad_(False)
 
 

@@ -12,13 +12,14 @@ class TrainRecipe:
     # 64 px, not 128: on the 2-core CPU this budget was made for, a 128-px step costs ~4x as much
     # (guidance encoders and attention), and sample count is what a from-scratch model needs.
     size: int = 64
-    autoencoder_steps: int = 450
+    autoencoder_steps: int = 2000
     autoencoder_batch: int = 16
-    autoencoder_lr: float = 6e-4
-    image_steps: int = 1000
+    autoencoder_crop: int = 32  # random crops: a quarter of a 64-px image's cost per sample
+    autoencoder_lr: float = 1e-3
+    image_steps: int = 800
     image_batch: int = 24
     image_lr: float = 4e-4
-    motion_steps: int = 350
+    motion_steps: int = 300
     motion_batch: int = 2
     motion_frames: int = 12  # the runtime's context window
     motion_lr: float = 3e-4

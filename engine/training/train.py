@@ -50,7 +50,8 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
                             np.stack([c.reference_mask for c in clips])])
     del clips
     vae = train_autoencoder(data.all_images(), masks, recipe.autoencoder_steps, recipe.autoencoder_batch,
-                            recipe.autoencoder_lr, work_dir / "autoencoder.pt", recipe.seed, device)
+                            recipe.autoencoder_lr, work_dir / "autoencoder.pt", recipe.seed, device,
+                            recipe.autoencoder_crop)
     means = encode_means(vae, data.all_images(), device)
     scale = latent_scale(means)
     n, f = data.num_clips, data.num_frames
@@ -86,7 +87,7 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             s.optimizer.step()
-            return float(loss)
+            return float(loss.detach())
 
         run_stage(state, steps, step, work_dir / f"{name}.pt", cosine_lr(lr, steps))
 

@@ -22,10 +22,11 @@ class StageState:
     optimizer: torch.optim.Optimizer
     step: int = 0
     losses: list = dataclasses.field(default_factory=list)  # (step, mean loss) every log interval
+    seconds: float = 0.0  # wall time spent in this stage, summed over resumed runs
     rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
 
     def save(self, path: pathlib.Path, done: bool) -> None:
-        blob = {"name": self.name, "step": self.step, "done": done, "losses": self.losses,
+        blob = {"name": self.name, "step": self.step, "done": done, "losses": self.losses, "seconds": self.seconds,
                 "modules": {k: m.state_dict() for k, m in self.modules.items()},
                 "optimizer": self.optimizer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state()}
@@ -34,8 +35,12 @@ class StageState:
             torch.save(blob, fh)
 
     @staticmethod
-    def read_losses(path: pathlib.Path) -> list:
-        return torch.load(str(path), map_location="cpu", weights_only=False)["losses"] if path.exists() else []
+    def read_record(path: pathlib.Path) -> dict:
+        """A finished stage's losses and wall time (empty when the stage never ran)."""
+        if not path.exists():
+            return {"losses": [], "seconds": 0.0, "steps": 0}
+        blob = torch.load(str(path), map_location="cpu", weights_only=False)  # our own file
+        return {"losses": blob["losses"], "seconds": blob.get("seconds", 0.0), "steps": blob["step"]}
 
     def load(self, path: pathlib.Path) -> bool:
         """Restore from `path` if it exists; returns whether the stage had finished."""
@@ -45,7 +50,7 @@ class StageState:
         for key, module in self.modules.items():
             module.load_state_dict(blob["modules"][key])
         self.optimizer.load_state_dict(blob["optimizer"])
-        self.step, self.losses = blob["step"], blob["losses"]
+        self.step, self.losses, self.seconds = blob["step"], blob["losses"], blob.get("seconds", 0.0)
         self.rng.bit_generator.state = blob["numpy_rng"]
         torch.set_rng_state(blob["torch_rng"])
         return bool(blob["done"])
@@ -61,6 +66,7 @@ def run_stage(state: StageState, steps: int, step_fn: Callable[[StageState], flo
                mininterval=2.0)
     window: list[float] = []
     start = time.time()
+    resumed_seconds = state.seconds
     while state.step < steps:
         if lr_at is not None:
             for group in state.optimizer.param_groups:
@@ -75,6 +81,7 @@ def run_stage(state: StageState, steps: int, step_fn: Callable[[StageState], flo
             state.losses.append((state.step, float(np.mean(window))))
             bar.set_postfix(loss=f"{np.mean(window):.4f}")
             window = []
+        state.seconds = resumed_seconds + time.time() - start
         if state.step % save_every == 0:
             state.save(checkpoint, done=False)
     bar.close()

@@ -1,11 +1,16 @@
 """Shared test fixtures: paths to ../shared and small helpers."""
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Commands run without --weights use the tiny random-weight model in tests (fixtures and expected
+# sizes are made for it); tests of the built-in trained model clear this (test_builtin_model.py).
+os.environ.setdefault("MPRT_DEFAULT_WEIGHTS", "tiny")
 SHARED = ROOT.parent / "shared"
 
 

@@ -6,14 +6,20 @@ import pathlib
 
 import pytest
 
-from engine.weights.builtin import builtin_weights_dir
+from engine.weights.builtin import BUILTIN_DIR, DEFAULT_ENV, default_weights
 
 
 @pytest.fixture(scope="module")
 def builtin() -> pathlib.Path:
-    root = builtin_weights_dir()
-    assert root is not None, "engine/assets/synthetic_heads is part of the repository and must be present"
-    return root
+    assert (BUILTIN_DIR / "magicportrait.json").exists(), "engine/assets/synthetic_heads must be present"
+    return BUILTIN_DIR
+
+
+def test_it_is_the_default_unless_asked_for_tiny(builtin, monkeypatch):
+    monkeypatch.delenv(DEFAULT_ENV, raising=False)
+    assert default_weights(announce=False) == (builtin, False)
+    monkeypatch.setenv(DEFAULT_ENV, "tiny")
+    assert default_weights(announce=False)[1] is True
 
 
 def test_files_match_their_sha256(builtin):
@@ -41,3 +47,16 @@ def test_loads_through_the_normal_loader(builtin):
     assert model.config.image_size == 64
     assert set(model.report.loaded) >= {"denoising UNet3D", "reference UNet"}
     assert not any(model.report.unexpected.values())
+
+
+def test_demo_runs_on_the_builtin_model(builtin, monkeypatch, tmp_path, capsys):
+    from engine.cli import main
+    from engine.io.video_writer import read_video_frames
+    monkeypatch.delenv(DEFAULT_ENV, raising=False)
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--out", str(out), "--frames", "4"]) == 0
+    assert "built-in synthetic-heads model" in capsys.readouterr().err
+    frames, _ = read_video_frames(out)
+    assert frames.shape == (4, 64, 64, 3)
+    grid, _ = read_video_frames(tmp_path / "demo-grid.mp4")
+    assert grid.shape[0] == 4 and grid.shape[1] == 64

@@ -2,15 +2,21 @@
 random-weight model (only when the shipped files are absent, e.g. a checkout without them)."""
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
 BUILTIN_NAME = "synthetic-heads"
 BUILTIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "synthetic_heads"
+# MPRT_DEFAULT_WEIGHTS=tiny makes the tiny random-weight model the default (the test suite's
+# fixtures are sized for it); unset, the built-in trained model is.
+DEFAULT_ENV = "MPRT_DEFAULT_WEIGHTS"
 
 
 def builtin_weights_dir() -> pathlib.Path | None:
     """The shipped small model trained on synthetic people (see its MODEL_CARD.md), if present."""
+    if os.environ.get(DEFAULT_ENV) == "tiny":
+        return None
     return BUILTIN_DIR if (BUILTIN_DIR / "magicportrait.json").exists() else None
 
 

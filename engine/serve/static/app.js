@@ -177,9 +177,9 @@ function percentile(values, p) {
   return a[lo] + (a[hi] - a[lo]) * (k - lo);
 }
 
-function displayedFps() {  // over the last 10 s (at least two frames), so slow CPU streams still show a rate
+function displayedFps() {  // the last 30 frames within a minute: slow CPU streams still show their rate
   const t = state.displayedTimes, now = performance.now();
-  const recent = t.filter((x) => now - x < 10000);
+  const recent = t.filter((x) => now - x < 60000).slice(-30);
   return recent.length > 1 ? (recent.length - 1) / ((now - recent[0]) / 1000) : 0;
 }
 

@@ -2,7 +2,7 @@
 
 It serves a model repository written by `mprt export --triton` (ONNX models only) and answers the few
 calls tritonclient makes for engine/backends/triton_backend.py — server live, model ready, model
-config, infer with binary tensors — over HTTP (JSON header + binary extension) and gRPC
+config, infer with binary tensors, system shared memory regions — over HTTP (JSON header + binary extension) and gRPC
 (GRPCInferenceService from tritonclient's protobufs), running each model with ONNX Runtime on the CPU.
 Like Triton it parses config.pbtxt with the ModelConfig schema and refuses tensors whose names, dtypes
 or dims the config does not allow. Everything Triton itself does (its backends, batcher, scheduler,
@@ -46,6 +46,23 @@ class StubModels:
                                                            opts, providers=["CPUExecutionProvider"])
             self.configs[cfg.name] = cfg
         self.calls: collections.Counter = collections.Counter()  # model name -> infer requests served
+        self.wire_bytes: collections.Counter = collections.Counter()  # model name -> tensor bytes sent inline
+        self.regions: dict[str, tuple[str, int, int]] = {}  # registered system shared memory: name -> key, offset, size
+
+    def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
+        if not pathlib.Path("/dev/shm", key.lstrip("/")).is_file():
+            raise StubError(f"Unable to open shared memory region: '{key}'")
+        self.regions[name] = (key, offset, byte_size)
+
+    def from_region(self, name: str, offset: int, byte_size: int, dtype, shape) -> np.ndarray:
+        """A tensor read from a registered region, as Triton maps /dev/shm/<key>."""
+        if name not in self.regions:
+            raise StubError(f"Unable to find system shared memory region: '{name}'")
+        key, base, size = self.regions[name]
+        if offset + byte_size > size:
+            raise StubError(f"{name}: {byte_size} bytes at {offset} exceed the region's {size}")
+        count = byte_size // np.dtype(dtype).itemsize
+        return np.fromfile(f"/dev/shm/{key.lstrip('/')}", dtype, count, offset=base + offset).reshape(shape)
 
     def config(self, name: str):
         if name not in self.configs:
@@ -121,6 +138,16 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         parts = self.path.strip("/").split("/")
+        if parts[:3] == ["v2", "systemsharedmemory", "region"] and len(parts) == 5:
+            try:
+                if parts[4] == "register":
+                    r = json.loads(body)
+                    self.models.register(parts[3], r["key"], r.get("offset", 0), r["byte_size"])
+                else:
+                    self.models.regions.pop(parts[3], None)
+            except (StubError, KeyError, ValueError) as err:
+                return self._error(str(err))
+            return self._send(200)
         if not (parts[:2] == ["v2", "models"] and len(parts) == 4 and parts[3] == "infer"):
             return self._error(f"stub: unsupported POST {self.path}")
         try:
@@ -128,13 +155,18 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             request = json.loads(body[:header_len])
             offset, inputs = header_len, {}
             for t in request["inputs"]:
-                dtype, shape = NUMPY_OF[t["datatype"]], t["shape"]
-                size = t.get("parameters", {}).get("binary_data_size")
-                if size is None:
+                dtype, shape, params = NUMPY_OF[t["datatype"]], t["shape"], t.get("parameters", {})
+                size = params.get("binary_data_size")
+                if "shared_memory_region" in params:
+                    inputs[t["name"]] = self.models.from_region(
+                        params["shared_memory_region"], params.get("shared_memory_offset", 0),
+                        params["shared_memory_byte_size"], dtype, shape)
+                elif size is None:
                     inputs[t["name"]] = np.asarray(t["data"], dtype).reshape(shape)
                 else:
                     inputs[t["name"]] = np.frombuffer(body[offset:offset + size], dtype).reshape(shape)
                     offset += size
+            self.models.wire_bytes[parts[2]] += len(body) - header_len
             wanted = [o["name"] for o in request.get("outputs", [])] or None
             result = self.models.infer(parts[2], inputs, wanted)
         except (StubError, KeyError, ValueError) as err:
@@ -190,14 +222,32 @@ class GrpcStub:
                 except StubError as err:
                     context.abort(grpc.StatusCode.NOT_FOUND, str(err))
 
+            def SystemSharedMemoryRegister(self, request, context):
+                try:
+                    models_.register(request.name, request.key, request.offset, request.byte_size)
+                except StubError as err:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+                return service_pb2.SystemSharedMemoryRegisterResponse()
+
+            def SystemSharedMemoryUnregister(self, request, context):
+                models_.regions.pop(request.name, None)
+                return service_pb2.SystemSharedMemoryUnregisterResponse()
+
             def ModelInfer(self, request, context):
                 try:
-                    if len(request.raw_input_contents) != len(request.inputs):
-                        raise StubError("expected one raw_input_contents entry per input")
-                    inputs = {t.name: np.frombuffer(raw, NUMPY_OF[t.datatype]).reshape(list(t.shape))
-                              for t, raw in zip(request.inputs, request.raw_input_contents)}
+                    raw = iter(request.raw_input_contents)  # one entry per input not in shared memory
+                    inputs = {}
+                    for t in request.inputs:
+                        dtype, shape, p = NUMPY_OF[t.datatype], list(t.shape), t.parameters
+                        if "shared_memory_region" in p:
+                            inputs[t.name] = models_.from_region(
+                                p["shared_memory_region"].string_param, p["shared_memory_offset"].int64_param,
+                                p["shared_memory_byte_size"].int64_param, dtype, shape)
+                        else:
+                            inputs[t.name] = np.frombuffer(next(raw), dtype).reshape(shape)
+                    models_.wire_bytes[request.model_name] += sum(len(r) for r in request.raw_input_contents)
                     result = models_.infer(request.model_name, inputs, [o.name for o in request.outputs] or None)
-                except (StubError, KeyError, ValueError) as err:
+                except (StubError, KeyError, ValueError, StopIteration) as err:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
                 response = service_pb2.ModelInferResponse(model_name=request.model_name, model_version="1")
                 for k, v in result.items():

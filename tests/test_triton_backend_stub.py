@@ -8,6 +8,8 @@ runs, one thread each, so every stage must agree bit for bit (tolerance 0).
 """
 from __future__ import annotations
 
+import os
+import pathlib
 import socket
 
 import numpy as np
@@ -59,7 +61,7 @@ def test_each_stage_equals_the_ort_backend_through_the_stub(protocol, stub_model
     x = rng.standard_normal((2, 4, 5, 16, 16)).astype(np.float32)
     t = np.array([[999, 749, 499, 249, 10]] * 2)
     keep = np.array([False, True])
-    before = dict(stub_models.calls)
+    before, wire_before = dict(stub_models.calls), dict(stub_models.wire_bytes)
     with STUBS[protocol](stub_models) as stub:
         url = f"grpc://{stub.url}" if protocol == "grpc" else stub.url  # no scheme: HTTP
         tb = open_backend("triton", url=url, weights=ensure_tiny_weights())
@@ -74,8 +76,14 @@ def test_each_stage_equals_the_ort_backend_through_the_stub(protocol, stub_model
             np.testing.assert_array_equal(tb.denoise(x, t, gt, it, keep), ort_backend.denoise(x, t, go, io, keep))
             latents = x[0].transpose(1, 0, 2, 3)
             np.testing.assert_array_equal(tb.decode(latents), ort_backend.decode(latents))
+            # a loopback server: the K/V went once into shared memory, not with the UNet call
+            assert it.regions and set(stub_models.regions) == {r for r, _, _ in it.regions.values()}
+            unet_wire = stub_models.wire_bytes["denoising_unet_fp32"] - wire_before.get("denoising_unet_fp32", 0)
+            inline = (x, t.astype(np.float32), tb.text, np.stack(gt), keep.astype(np.float32))  # all but the K/V
+            assert unet_wire == sum(a.nbytes for a in inline) < sum(a.nbytes for a in it.values())
         finally:
             tb.close()
+        assert not stub_models.regions and not list(pathlib.Path("/dev/shm").glob(f"mprt_identity_{os.getpid()}_*"))
     served = {k: v - before.get(k, 0) for k, v in stub_models.calls.items()}
     assert served == {"vae_encoder_fp32": 1, "reference_kv_fp32": 1, "guidance_encoder_fp32": 1,
                       "denoising_unet_fp32": 1, "vae_decoder_fp32": 1}
@@ -91,8 +99,8 @@ def test_runtime_streams_through_the_stub_like_on_ort(stub_models, ort_backend, 
     portrait = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     maps = {t: rng.integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
     outs = []
-    with HttpStub(stub_models) as stub:
-        for backend in (TritonBackend(stub.url, text), ort_backend):
+    with HttpStub(stub_models) as stub:  # K/V on the wire with every UNet call, as with a remote server
+        for backend in (TritonBackend(stub.url, text, shared_memory=False), ort_backend):
             rt = StreamRuntime(backend, preset_settings("realtime", steps=2, frames_per_stage=2), SIZE)
             rt.set_identity(portrait)
             sink = Collect()
@@ -119,6 +127,26 @@ def test_unreachable_server_and_missing_model_are_one_clear_line(stub_models, te
             TritonBackend(stub.url, text)
         with pytest.raises(TritonError, match="neither reference_kv_fp16 nor reference_unet_fp16"):
             TritonBackend(stub.url, text, precision="fp16")
+
+
+def test_shared_memory_the_server_cannot_map_falls_back_to_the_wire(stub_models, text, monkeypatch, capsys):
+    """As Triton in a container without the host's /dev/shm: registration fails. Automatic mode notes it
+    and sends the K/V inline; asked for explicitly, it is one clear error. The region is freed either way."""
+    from engine.backends.triton_backend import TritonBackend, TritonError
+    from kserve_stub import StubError
+
+    def refuse(name, key, offset, byte_size):
+        raise StubError(f"Unable to open shared memory region: '{key}'")
+    monkeypatch.setattr(stub_models, "register", refuse)
+    portrait = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with HttpStub(stub_models) as stub:
+        with pytest.raises(TritonError, match="identity in shared memory: .*Unable to open shared memory region"):
+            TritonBackend(stub.url, text, shared_memory=True).encode_reference(portrait, (SIZE, SIZE))
+        tb = TritonBackend(stub.url, text)
+        identity = tb.encode_reference(portrait, (SIZE, SIZE))
+        assert not hasattr(identity, "regions") and "go with every UNet call instead" in capsys.readouterr().err
+        tb.close()
+    assert not list(pathlib.Path("/dev/shm").glob(f"mprt_identity_{os.getpid()}_*"))
 
 
 def test_mprt_animate_with_backend_triton_equals_backend_onnxruntime(stub_models, export_dir, tmp_path):

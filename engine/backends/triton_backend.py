@@ -8,17 +8,21 @@ Runtime backend's; only where a graph runs differs.
 
 Handles (the identity's reference K/V, per-frame guidance features) are numpy arrays held here and
 sent with every UNet call: at 512 px fp16 that is ~46 MB of K/V plus ~2.6 MB of guidance per frame
-per call, fine on one host or a fast link, the cost to know about over a slow one.
+per call. With a server on this host the K/V are instead placed once per identity in system shared
+memory that the server registers (engine/backends/triton_shm.py), and each call only names them.
 No torch import.
 """
 from __future__ import annotations
 
 import json
+import sys
+from typing import Sequence
 
 import numpy as np
 
 from engine.backends.graph_backend import REFERENCE_GRAPHS, REQUIRED
 from engine.backends.ort_backend import OrtBackend
+from engine.backends.triton_shm import is_loopback, share_identity
 from engine.errors import InputError, MprtError
 from engine.graph_specs import GraphSpec
 from engine.triton_models import SPEC_PARAMETER, TRITON_DTYPES, model_name
@@ -56,9 +60,11 @@ def split_url(url: str) -> tuple[str, str]:
 
 class TritonBackend(OrtBackend):
     def __init__(self, url: str, text_embedding: np.ndarray, precision: str = "fp32", protocol: str = "http",
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, shared_memory: bool | None = None):
         """url: host:port of the server's HTTP (default 8000) or gRPC (8001) endpoint; precision selects
-        the `<graph>_<precision>` models; text_embedding (1,77,D) as for the ONNX Runtime backend."""
+        the `<graph>_<precision>` models; text_embedding (1,77,D) as for the ONNX Runtime backend.
+        shared_memory: identity K/V in system shared memory (None: when the server is on a loopback
+        address, falling back to the wire with a note if it cannot map our memory)."""
         from tritonclient.utils import InferenceServerException
         self.url, self.protocol = url, protocol
         self._module = _client_module(protocol)
@@ -72,6 +78,9 @@ class TritonBackend(OrtBackend):
         except Exception as err:  # a malformed URL is refused here, an unreachable one on the first call
             raise TritonError(f"triton {url}: cannot create a {protocol} client ({err})") from None
         self._timeout_s = timeout_s
+        self._share, self._share_auto = (is_loopback(url), True) if shared_memory is None else (shared_memory, False)
+        self._releases: list = []  # one per shared identity
+        self._regions: dict = {}  # the current UNet call's inputs in shared memory
         if not self._call("server", self.client.is_server_live):
             raise TritonError(f"triton {url}: the server is not live")
         names = [*REQUIRED, self._reference_graph(precision)]
@@ -131,6 +140,33 @@ class TritonBackend(OrtBackend):
             raise TritonError(f"triton {self.url}: model {name} serves graph {spec.name!r}, expected {graph!r}")
         return spec
 
+    def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]):
+        identity = super().encode_reference(image_rgb_u8, size)
+        if not self._share:
+            return identity
+        from tritonclient.utils.shared_memory import SharedMemoryException
+        try:
+            shared = share_identity(identity, self._register, self.client.unregister_system_shared_memory)
+        except (TritonError, SharedMemoryException) as err:
+            if not self._share_auto:
+                raise TritonError(f"triton {self.url}: identity in shared memory: {err}") from None
+            print(f"note: {err}; the reference K/V go with every UNet call instead", file=sys.stderr)
+            self._share = False
+            return identity
+        self._releases.append(shared.release)
+        return shared
+
+    def _register(self, region: str, key: str, byte_size: int) -> None:
+        self._call(f"system shared memory {key}", self.client.register_system_shared_memory, region, key, byte_size)
+
+    def denoise(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[np.ndarray], identity,
+                use_reference: np.ndarray) -> np.ndarray:
+        self._regions = getattr(identity, "regions", {})
+        try:
+            return super().denoise(sample, timesteps, guidance, identity, use_reference)
+        finally:
+            self._regions = {}
+
     def _run(self, name: str, *arrays: np.ndarray) -> list[np.ndarray]:
         """Inputs in the graph's spec order -> its outputs in spec order (as OrtBackend._run)."""
         spec = self.specs[name]
@@ -140,7 +176,11 @@ class TritonBackend(OrtBackend):
         for t in spec.inputs:
             arr = np.ascontiguousarray(feeds[t.name])
             tensor = self._module.InferInput(t.name, list(arr.shape), TRITON_DTYPES[t.dtype])
-            tensor.set_data_from_numpy(arr)
+            if t.name in self._regions:  # the identity's K/V: already in registered shared memory
+                region, offset, byte_size = self._regions[t.name]
+                tensor.set_shared_memory(region, byte_size, offset)
+            else:
+                tensor.set_data_from_numpy(arr)
             inputs.append(tensor)
         outputs = [self._module.InferRequestedOutput(t.name) for t in spec.outputs]
         model = self.models[name]
@@ -157,4 +197,6 @@ class TritonBackend(OrtBackend):
         return arrays
 
     def close(self) -> None:
+        for release in self._releases:
+            release()
         self.client.close()

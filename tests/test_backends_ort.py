@@ -16,14 +16,13 @@ SIZE = 128
 
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory):
-    exporter = pytest.importorskip("export.exporter", reason="export/ (ONNX export) not available")
-
     from engine.preprocess import read_text_embedding
     from engine.backends.ort_backend import OrtBackend
     from engine.backends.torch_backend import TorchBackend
     from engine.graph_specs import AxisRange, ExportPlan
     from engine.model import MagicPortraitModel
     from engine.weights.tiny import ensure_tiny_weights
+    from export import exporter
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     model = MagicPortraitModel.from_weights(ensure_tiny_weights())
@@ -169,8 +168,8 @@ def test_tensorrt_backend_on_a_gpu_matches_ort(backends, tmp_path):
     err, count = cudart.cudaGetDeviceCount()
     if int(err) != 0 or count == 0:
         pytest.skip("no CUDA device")
-    build = pytest.importorskip("export.trt_build", reason="export/trt_build.py (mprt build) not available")
     from engine.backends.trt_backend import TrtBackend
+    from export import trt_build as build
     ort = backends[1]
     build.build_all(ort.export_dir, tmp_path, build.BuildOptions(backend="tensorrt", fp16=False),
                     progress=lambda s: None)

@@ -9,7 +9,6 @@ coverage identical except on edge pixels.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 
 import numpy as np
 import pytest
@@ -152,8 +151,6 @@ def test_host_build_matches_float64_mini_reference(kernel, demo_scene):
 
 
 def test_host_build_matches_reference_renderer(kernel, demo_scene):
-    if importlib.util.find_spec("engine.guidance.reference_renderer") is None:
-        pytest.skip("engine.guidance.reference_renderer (the CPU reference) is not in this checkout")
     from engine.guidance.reference_renderer import render_reference
 
     ref = render_reference(demo_scene)
@@ -355,9 +352,7 @@ def _fields(inputs: RasterInputs) -> dict:
 
 
 def _reference_or_mini(scene: RasterInputs):
-    """H1's reference renderer where present (fast), else the float64 mini-reference."""
-    if importlib.util.find_spec("engine.guidance.reference_renderer") is None:
-        return mini_reference(scene)
+    """The reference renderer (fast; the float64 mini-reference checks it on the small scenes)."""
     from engine.guidance.reference_renderer import render_reference
 
     ref = render_reference(scene)

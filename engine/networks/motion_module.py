@@ -59,10 +59,15 @@ class TemporalTransformerBlock(nn.Module):
         return z + self.ff(self.ff_norm(z))
 
 
+# Always 32, whatever the UNet's norm_num_groups: upstream's get_motion_module passes no group count,
+# so TemporalTransformer3DModel keeps its default (networks.md (a), motion module step 1).
+NORM_GROUPS = 32
+
+
 class TemporalTransformer(nn.Module):
-    def __init__(self, dim: int, cfg: MotionModuleConfig, groups: int = 32):
+    def __init__(self, dim: int, cfg: MotionModuleConfig):
         super().__init__()
-        self.norm = nn.GroupNorm(groups, dim, eps=1e-6)
+        self.norm = nn.GroupNorm(NORM_GROUPS, dim, eps=1e-6)
         self.proj_in = nn.Linear(dim, dim)
         self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(dim, cfg)])
         self.proj_out = nn.Linear(dim, dim)
@@ -79,9 +84,9 @@ class TemporalTransformer(nn.Module):
 class MotionModule(nn.Module):
     """Key layout `*.motion_modules.N.temporal_transformer.*`; works on (B*F, C, h, w)."""
 
-    def __init__(self, dim: int, cfg: MotionModuleConfig, groups: int = 32):
+    def __init__(self, dim: int, cfg: MotionModuleConfig):
         super().__init__()
-        self.temporal_transformer = TemporalTransformer(dim, cfg, groups)
+        self.temporal_transformer = TemporalTransformer(dim, cfg)
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         return self.temporal_transformer(x, frames)

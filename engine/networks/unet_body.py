@@ -42,7 +42,7 @@ class DownBlock(_Block):
                                                   cfg.norm_num_groups, cfg.norm_eps) for i in range(n)])
         self.attentions = nn.ModuleList([SpatialTransformer(out_ch, cfg.attention_heads, cfg.cross_attention_dim,
                                                             cfg.norm_num_groups) for _ in range(n)]) if cross else None
-        self.motion_modules = nn.ModuleList([MotionModule(out_ch, motion, cfg.norm_num_groups)
+        self.motion_modules = nn.ModuleList([MotionModule(out_ch, motion)
                                              for _ in range(n)]) if motion else None
         self.downsamplers = nn.ModuleList([Downsample(out_ch)]) if downsample else None
 
@@ -65,7 +65,7 @@ class MidBlock(_Block):
                                       for _ in range(2)])
         self.attentions = nn.ModuleList([SpatialTransformer(ch, cfg.attention_heads, cfg.cross_attention_dim,
                                                             cfg.norm_num_groups)])
-        self.motion_modules = nn.ModuleList([MotionModule(ch, motion, cfg.norm_num_groups)]) if motion else None
+        self.motion_modules = nn.ModuleList([MotionModule(ch, motion)]) if motion else None
 
     def forward(self, x, temb, frames, transform, counter) -> torch.Tensor:
         x = self.resnets[0](x, temb)
@@ -89,7 +89,7 @@ class UpBlock(_Block):
                                             cfg.norm_num_groups, cfg.norm_eps))
         self.attentions = nn.ModuleList([SpatialTransformer(out_ch, cfg.attention_heads, cfg.cross_attention_dim,
                                                             cfg.norm_num_groups) for _ in range(n)]) if cross else None
-        self.motion_modules = nn.ModuleList([MotionModule(out_ch, motion, cfg.norm_num_groups)
+        self.motion_modules = nn.ModuleList([MotionModule(out_ch, motion)
                                              for _ in range(n)]) if motion else None
         self.upsamplers = nn.ModuleList([Upsample(out_ch)]) if upsample else None
 

@@ -28,6 +28,7 @@ from engine.preprocess import GUIDANCE_TYPES, check_maps, reference_image
 from engine.weights.layout import WeightsLayout
 from engine.weights.load import (LoadReport, load_denoising_unet, load_guidance_encoders, load_model_config,
                                  load_reference_unet)
+from engine.weights.torch_file import check_finite
 
 
 @dataclasses.dataclass
@@ -50,6 +51,9 @@ class MagicPortraitModel:
         config = load_model_config(layout)
         report = LoadReport()
         autoencoder = load_autoencoder(layout.vae_dir)
+        check_finite(autoencoder.state_dict(), f"{layout.vae_dir} (VAE)")
+        text_embedding = load_or_compute_text_embedding(layout.text_embedding, layout.sd15_dir)
+        check_finite({"text_embedding": text_embedding}, str(layout.text_embedding))
         model = cls(
             config=config,
             reference_unet=load_reference_unet(layout, config, report),
@@ -57,7 +61,7 @@ class MagicPortraitModel:
             guidance_encoders=load_guidance_encoders(layout, config, report),
             vae_encoder=VaeEncoder(autoencoder, config.latent_scale),
             vae_decoder=VaeDecoder(autoencoder, config.latent_scale),
-            text_embedding=load_or_compute_text_embedding(layout.text_embedding, layout.sd15_dir),
+            text_embedding=text_embedding,
             report=report,
         )
         return model.to(device, dtype)

@@ -3,14 +3,13 @@ with errors that name the file, the keys and what was expected."""
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from engine.errors import CheckpointError
+from engine.weights.torch_file import check_finite, load_torch_data
 
 MAX_KEYS_SHOWN = 5
 
@@ -20,16 +19,10 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Mapping:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{what} file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError,
-            AttributeError, TypeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{what} file {path} could not be read as a torch checkpoint (weights_only): {first_line}"
-        ) from err
+    obj = load_torch_data(path, f"{what} file")
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{what} file {path} holds a {type(obj).__name__}, expected a dict")
+    check_finite(obj, f"{what} file {path}")
     return obj
 
 

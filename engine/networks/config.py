@@ -118,19 +118,30 @@ class ModelConfig:
     def from_files(cls, unet_config_json: pathlib.Path,
                    magicportrait_json: pathlib.Path | None) -> "ModelConfig":
         unet = UNetConfig.from_diffusers(_read_json(unet_config_json), str(unet_config_json))
-        extra = _read_json(magicportrait_json) if magicportrait_json and magicportrait_json.exists() else {}
-        motion = MotionModuleConfig(**extra.get("motion", {}))
-        g = dict(extra.get("guidance", {}))
-        if "block_out_channels" in g:
-            g["block_out_channels"] = tuple(g["block_out_channels"])
-        guidance = GuidanceEncoderConfig(**g)
+        if not (magicportrait_json and magicportrait_json.exists()):
+            return cls(unet=unet)
+        return cls.from_json(_read_json(magicportrait_json), unet, str(magicportrait_json))
+
+    @classmethod
+    def from_json(cls, extra: dict[str, Any], unet: UNetConfig, source: str) -> "ModelConfig":
+        """A magicportrait.json's fields over upstream's defaults; an unknown or mistyped field is
+        named (a typo would otherwise silently mean the default)."""
+        if not isinstance(extra, dict):
+            raise InputError(f"{source}: expected a JSON object")
+        _known(extra, {"motion", "guidance", "latent_scale", "image_size"}, source)
+        motion = _dataclass_from(MotionModuleConfig, extra.get("motion", {}), f"{source}: motion")
+        guidance = _dataclass_from(GuidanceEncoderConfig, extra.get("guidance", {}), f"{source}: guidance")
         if guidance.embedding_channels != unet.block_out_channels[0]:
             raise InputError(
-                f"{magicportrait_json}: guidance embedding_channels {guidance.embedding_channels} must "
+                f"{source}: guidance embedding_channels {guidance.embedding_channels} must "
                 f"equal the UNet's first block width {unet.block_out_channels[0]}")
-        return cls(unet=unet, motion=motion, guidance=guidance,
-                   latent_scale=float(extra.get("latent_scale", 0.18215)),
-                   image_size=int(extra.get("image_size", 512)))
+        latent_scale, image_size = extra.get("latent_scale", 0.18215), extra.get("image_size", 512)
+        if not isinstance(latent_scale, (int, float)) or isinstance(latent_scale, bool) or latent_scale <= 0:
+            raise InputError(f"{source}: latent_scale: expected a number > 0, got {latent_scale!r}")
+        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8 or image_size % 8:
+            raise InputError(f"{source}: image_size: expected a positive multiple of 8, got {image_size!r}")
+        return cls(unet=unet, motion=motion, guidance=guidance, latent_scale=float(latent_scale),
+                   image_size=image_size)
 
 
 def tiny_config() -> ModelConfig:
@@ -138,6 +149,33 @@ def tiny_config() -> ModelConfig:
     unet = UNetConfig(block_out_channels=(32, 32, 64, 64), cross_attention_dim=16)
     return ModelConfig(unet=unet, guidance=GuidanceEncoderConfig(block_out_channels=(16, 32, 32, 64),
                                                                  embedding_channels=32), image_size=128)
+
+
+def _known(fields: dict[str, Any], allowed: set[str], source: str) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise InputError(f"{source}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}")
+
+
+def _dataclass_from(kind, fields: Any, source: str):
+    """kind(**fields), with unknown fields and values of the wrong type named."""
+    if not isinstance(fields, dict):
+        raise InputError(f"{source}: expected a JSON object, got {fields!r}")
+    defaults = {f.name: f.default for f in dataclasses.fields(kind)}
+    _known(fields, set(defaults), source)
+    values = {}
+    for name, value in fields.items():
+        default = defaults[name]
+        if isinstance(default, tuple):
+            ok = isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value)
+            value = tuple(value) if ok else value
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        if not ok:
+            raise InputError(f"{source}: {name}: expected {'a list of ' if isinstance(default, tuple) else 'an '}"
+                             f"integer(s) > 0, got {value!r}")
+        values[name] = value
+    return kind(**values)
 
 
 def _read_json(path: pathlib.Path) -> dict[str, Any]:

@@ -107,7 +107,11 @@ def load_guidance_encoders(layout: WeightsLayout, config: ModelConfig, report: L
 
 
 def load_model_config(layout: WeightsLayout) -> ModelConfig:
+    """The UNet's config.json, magicportrait.json if present, and the guidance-encoder and motion-module
+    sizes the checkpoints have (engine.weights.derive)."""
+    from engine.weights.derive import config_from_checkpoints
     if not layout.sd15_unet_config.exists():
         raise CheckpointError(f"{layout.sd15_unet_config}: SD1.5 UNet config not found")
-    return ModelConfig.from_files(layout.sd15_unet_config, layout.model_config)
+    config = ModelConfig.from_files(layout.sd15_unet_config, layout.model_config)
+    return config_from_checkpoints(layout, config, from_json=layout.model_config.exists())
 

@@ -70,8 +70,18 @@ class EngineManifest:
                 "tensorrt": dict(self.tensorrt), "target": dict(self.target), "onnx": dict(self.onnx),
                 "engine": dict(self.engine), "build": dict(self.build), "rebuild_command": self.rebuild_command}
 
+    # Inner keys the checks read: a manifest without one is refused when read, not mid-check.
+    REQUIRED = {"tensorrt": ("module", "version"), "target": ("compute_capability",), "onnx": ("sha256",),
+                "engine": ("bytes",)}
+
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "EngineManifest":
+        for section, keys in cls.REQUIRED.items():
+            if not isinstance(d[section], Mapping):
+                raise TypeError(f"'{section}' is not an object")
+            missing = [k for k in keys if k not in d[section]]
+            if missing:
+                raise KeyError(f"{section}.{missing[0]}")
         return cls(graph=GraphSpec.from_json(d["graph"]), io=tuple(d["io"]), tensorrt=d["tensorrt"],
                    target=d["target"], onnx=d["onnx"], engine=d["engine"], build=d["build"],
                    rebuild_command=str(d["rebuild_command"]))

@@ -309,6 +309,26 @@ class ExportedGraphs:
     def path(self, spec: GraphSpec) -> str:
         return f"{self.directory}/{spec.file_name}"
 
+    def verified_path(self, spec: GraphSpec) -> str:
+        """The graph's file, checked to be there, whole, and the one export.json describes (size, sha256)."""
+        import pathlib
+
+        from engine.engine_manifest import sha256_file
+        path = pathlib.Path(self.path(spec))
+        fix = f"; re-run `mprt export` into {self.directory}"
+        report = self.reports.get(spec.file_name)
+        if not path.is_file():
+            raise InputError(f"{path}: ONNX file missing{fix}")
+        if report is None:
+            raise InputError(f"{path}: not listed in export.json{fix}")
+        data = path.with_name(path.name + ".data")
+        size = path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+        if size != report["bytes"]:
+            raise InputError(f"{path}: {size} bytes, export.json says {report['bytes']} (truncated or replaced){fix}")
+        if sha256_file(path) != report["sha256"]:
+            raise InputError(f"{path}: content differs from export.json's sha256 (modified){fix}")
+        return str(path)
+
 
 def read_export_manifest(directory: str) -> ExportedGraphs:
     """Read `<directory>/export.json`. Raises InputError naming what is missing or malformed."""
@@ -322,6 +342,10 @@ def read_export_manifest(directory: str) -> ExportedGraphs:
         plan = ExportPlan.from_json(data["plan"])
         specs = tuple(GraphSpec.from_json(g) for g in data["graphs"])
         reports = {r["file"]: r for r in data["reports"]}
+        for file, report in reports.items():
+            for key in ("bytes", "sha256"):
+                if key not in report:
+                    raise KeyError(f"reports[{file}].{key}")
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(f"{path}: not a valid export manifest ({type(err).__name__}: {err})") from None
     return ExportedGraphs(str(directory), plan, specs, reports)

@@ -127,20 +127,7 @@ def select_specs(exported: ExportedGraphs, options: BuildOptions) -> list[GraphS
 
 def check_onnx_file(exported: ExportedGraphs, spec: GraphSpec) -> pathlib.Path:
     """The ONNX file is there, whole, and the one export.json describes."""
-    path = pathlib.Path(exported.path(spec))
-    fix = f"; re-run `mprt export` into {exported.directory}"
-    report = exported.reports.get(spec.file_name)
-    if not path.is_file():
-        raise InputError(f"{path}: ONNX file missing{fix}")
-    if report is None:
-        raise InputError(f"{path}: not listed in export.json{fix}")
-    data = path.with_name(path.name + ".data")
-    size = path.stat().st_size + (data.stat().st_size if data.exists() else 0)
-    if size != report["bytes"]:
-        raise InputError(f"{path}: {size} bytes, export.json says {report['bytes']} (truncated or replaced){fix}")
-    if sha256_file(path) != report["sha256"]:
-        raise InputError(f"{path}: content differs from export.json's sha256 (modified){fix}")
-    return path
+    return pathlib.Path(exported.verified_path(spec))
 
 
 def build_engine(trt, exported: ExportedGraphs, spec: GraphSpec, out: pathlib.Path, target: GpuInfo,

@@ -46,7 +46,12 @@ class OrtBackend(GraphBackend):
                 continue  # not a graph this backend runs (e.g. a driving encoder)
             if not pathlib.Path(path).is_file():
                 raise CheckpointError(f"{path}: ONNX graph file not found")
-            self.sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
+            try:
+                self.sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
+            except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf / RuntimeException
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise CheckpointError(f"{path}: onnxruntime cannot load this graph ({first}); "
+                                      "re-run `mprt export`") from None
         self.text = np.asarray(text_embedding).astype(self.dtype)
         self.info = self._backend_info("onnxruntime", providers[0],
                                        concurrent_calls=providers[0] == "CPUExecutionProvider")
@@ -61,7 +66,7 @@ class OrtBackend(GraphBackend):
         if not specs:
             have = sorted({s.precision for s in exported.specs})
             raise InputError(f"{directory}: no {precision} graphs in this export (it has {have})")
-        return cls({s.name: (s, exported.path(s)) for s in specs}, text_embedding, device, threads)
+        return cls({s.name: (s, exported.verified_path(s)) for s in specs}, text_embedding, device, threads)
 
     @classmethod
     def open(cls, request) -> "OrtBackend":

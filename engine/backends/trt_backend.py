@@ -124,6 +124,11 @@ class TrtBackend(GraphBackend):
         from engine.engine_manifest import RuntimeTarget, load_checked
         trt, module = _tensorrt()
         cu = _cudart()
+        err, count = cu.cudaGetDeviceCount()
+        if int(err) != 0 or count <= device:
+            why = f"CUDA error {err}" if int(err) != 0 else f"{count} CUDA device(s)"
+            raise InputError(f"--backend tensorrt: no usable NVIDIA GPU {device} on this host ({why}); "
+                             "use --backend torch or onnxruntime here")
         props = _ok(cu.cudaGetDeviceProperties(device))
         name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
         target = RuntimeTarget(module, trt.__version__, f"{props.major}.{props.minor}", name)

@@ -63,6 +63,9 @@ class FakeCudart(types.ModuleType):
     def cudaStreamCreate(self):
         return _Err.cudaSuccess, 7
 
+    def cudaGetDeviceCount(self):
+        return _Err.cudaSuccess, 1
+
     def cudaGetDeviceProperties(self, device):
         return _Err.cudaSuccess, types.SimpleNamespace(name=b"Emulated H100", major=9, minor=0)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import InputError
-from engine.io.images import read_rgb_image
+from engine.io.images import MIN_SIDE, read_rgb_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -55,11 +55,15 @@ def iter_video_frames(path: str | os.PathLike, max_frames: int | None = None) ->
             raise InputError(f"driving video {path} has no video stream")
         stream = container.streams.video[0]
         fps = float(stream.average_rate) if stream.average_rate else 25.0
+        declared = int(stream.frames or 0)  # 0: the container does not say
         count = 0
         try:
             for frame in container.decode(stream):
                 if max_frames is not None and count >= max_frames:
                     return
+                if count == 0 and min(frame.height, frame.width) < MIN_SIDE:
+                    raise InputError(f"driving video {path}: {frame.width}x{frame.height} pixels is too small; "
+                                     f"expected at least {MIN_SIDE}x{MIN_SIDE}")
                 if frame.pts is not None and frame.time_base is not None:
                     ts = int(round(float(frame.pts * frame.time_base) * 1000))
                 else:
@@ -70,6 +74,15 @@ def iter_video_frames(path: str | os.PathLike, max_frames: int | None = None) ->
             raise InputError(f"driving video {path} is corrupt: decoding failed after {count} frames: {err}") from err
         if count == 0:
             raise InputError(f"driving video {path} holds no decodable frames")
+        check_decoded_count(path, declared, count)
+
+
+def check_decoded_count(path, declared: int, decoded: int) -> None:
+    """A container that promises more frames than decode is truncated or corrupt: say so instead of
+    silently using the few that decoded."""
+    if declared and decoded < declared:
+        raise InputError(f"video {path}: the container declares {declared} frames but only {decoded} decode "
+                         "(truncated or corrupt file)")
 
 
 def iter_folder_frames(folder: str | os.PathLike, fps: float, max_frames: int | None = None) -> Iterator[Frame]:

@@ -10,6 +10,7 @@ from engine.errors import CheckpointError
 from engine.flame.model import FlameModel, model_from_arrays, model_to_arrays
 from engine.flame.pkl_loader import load_flame_pickle
 from engine.io.atomic import atomic_file
+from engine.io.npz import load_npz
 
 
 def load_flame_model(path) -> FlameModel:
@@ -18,13 +19,12 @@ def load_flame_model(path) -> FlameModel:
     if not path.is_file():
         raise CheckpointError(f"FLAME model file not found: {path}")
     try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+        if path.suffix.lower() in (".npz", ".npy"):
+            arrays = load_npz(path, "FLAME model (.npz)", CheckpointError)
         else:
             arrays = load_flame_pickle(path)
         return model_from_arrays(arrays, str(path))
-    except (pickle.UnpicklingError, ValueError, OSError, EOFError) as err:
+    except (pickle.UnpicklingError, ValueError, OSError, EOFError, KeyError, TypeError, IndexError) as err:
         raise CheckpointError(f"{path}: not a usable FLAME model ({err})") from err
 
 
@@ -33,5 +33,5 @@ def save_flame_npz(model: FlameModel, out_path, overwrite: bool = False) -> None
     out_path = pathlib.Path(out_path)
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} exists (pass overwrite to replace it)")
-    with atomic_file(out_path) as fh:
+    with atomic_file(out_path, overwrite=overwrite) as fh:
         np.savez(fh, **model_to_arrays(model))

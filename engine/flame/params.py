@@ -12,13 +12,13 @@ parameters, e.g. carried over), model: a string naming the head model the parame
 from __future__ import annotations
 
 import pathlib
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.errors import InputError
 from engine.io.atomic import atomic_file
+from engine.io.npz import load_npz
 
 SOURCE_SHAPES = {"shape": (100,), "tex": (50,), "light": (9, 3), "cam": (3,), "crop": (3,)}
 FRAME_WIDTHS = {"exp": 50, "pose": 6}
@@ -53,22 +53,21 @@ class FlameParams:
             _check(source, "valid", self.valid, (n,))
         if float(np.asarray(self.crop)[2]) <= 0:
             raise InputError(f"{source}: crop size (crop[2]) must be > 0, got {self.crop[2]}")
+        if float(np.asarray(self.cam)[0]) <= 0:  # scale 0 projects the head to a point: empty maps
+            raise InputError(f"{source}: camera scale (cam[0]) must be > 0, got {self.cam[0]}")
 
     @classmethod
     def load(cls, path) -> "FlameParams":
         path = pathlib.Path(path)
-        if not path.is_file():
-            raise InputError(f"FLAME params file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
-            raise InputError(f"{path}: not a readable .npz params file ({err})") from err
+        arrays = load_npz(path, "FLAME params file")
         missing = [k for k in (*SOURCE_SHAPES, *FRAME_WIDTHS) if k not in arrays]
         if missing:
             raise InputError(f"{path}: missing key(s) {missing}; expected shape, tex, light, cam, "
                              "crop, exp, pose (see `mprt render-guidance --help`)")
-        fields = {k: arrays[k].astype(np.float32) for k in (*SOURCE_SHAPES, *FRAME_WIDTHS)}
+        try:
+            fields = {k: arrays[k].astype(np.float32) for k in (*SOURCE_SHAPES, *FRAME_WIDTHS)}
+        except (ValueError, TypeError) as err:
+            raise InputError(f"{path}: a parameter is not numeric ({err})") from None
         valid = arrays["valid"].astype(bool) if "valid" in arrays else None
         model = str(arrays["model"]) if "model" in arrays else None
         params = cls(**fields, valid=valid, model=model)
@@ -86,7 +85,7 @@ class FlameParams:
             arrays["valid"] = np.asarray(self.valid, bool)
         if self.model is not None:
             arrays["model"] = np.array(self.model)
-        with atomic_file(path) as fh:
+        with atomic_file(path, overwrite=overwrite) as fh:
             np.savez(fh, **arrays)
 
     def frames(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,11 +6,11 @@ downsampled to 256x256 (even rows/cols, F.interpolate's default), channels rever
 from __future__ import annotations
 
 import pathlib
-import zipfile
 
 import numpy as np
 
 from engine.errors import InputError
+from engine.io.npz import load_npz
 
 NUM_TEX = 50
 
@@ -29,14 +29,10 @@ def albedo_from_texture_space(mean: np.ndarray, tex_dir: np.ndarray, tex: np.nda
 def load_flame_texture_albedo(path, tex: np.ndarray) -> np.ndarray:
     """(3, 256, 256) RGB albedo of texture code `tex` (50,) from FLAME_texture.npz."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise InputError(f"texture file not found: {path}")
+    data = load_npz(path, "FLAME texture space")
+    if "mean" not in data or "tex_dir" not in data:
+        raise InputError(f"{path}: expected keys 'mean' and 'tex_dir' (FLAME_texture.npz), found {sorted(data)}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "mean" not in data.files or "tex_dir" not in data.files:
-                raise InputError(f"{path}: expected keys 'mean' and 'tex_dir' (FLAME_texture.npz), "
-                                 f"found {data.files}")
-            mean, tex_dir = data["mean"], data["tex_dir"]
-        return albedo_from_texture_space(mean, tex_dir, tex)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise InputError(f"{path}: not a usable FLAME texture space ({err})") from err
+        return albedo_from_texture_space(data["mean"], data["tex_dir"], tex)
+    except ValueError as err:
+        raise InputError(f"{path}: not a usable FLAME texture space ({err})") from None

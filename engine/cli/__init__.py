@@ -9,7 +9,8 @@ import argparse
 import importlib
 import sys
 
-from engine.errors import MprtError
+from engine.cli.signals import Terminated, terminate_as_interrupt
+from engine.errors import MprtError, describe_os_error
 
 # Subcommand modules, in the order `mprt --help` lists them.
 COMMAND_MODULES = [
@@ -45,14 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        return int(args.func(args) or 0)
-    except MprtError as err:  # user-facing: one clear line, exit code 2
-        print(f"mprt {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"mprt {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with terminate_as_interrupt():
+        try:
+            return int(args.func(args) or 0)
+        except MprtError as err:  # user-facing: one clear line, exit code 2
+            return _fail(args, str(err))
+        except OSError as err:  # the environment: read-only or full disk, missing folder, is-a-directory
+            return _fail(args, describe_os_error(err))
+        except KeyboardInterrupt as stop:
+            signal_name = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+            print(f"mprt {args.command}: interrupted ({signal_name}); outputs hold what was written so far",
+                  file=sys.stderr)
+            return 143 if isinstance(stop, Terminated) else 130
+
+
+def _fail(args, message: str) -> int:
+    print(f"mprt {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

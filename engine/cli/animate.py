@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli.arg_types import image_size, positive_float, positive_int
 from engine.cli.common import add_driving_options, add_model_options, frame_encoder
 
 
@@ -27,10 +28,11 @@ def register(sub) -> None:
     p.add_argument("--out", help="output video (.mp4); needed unless --frames-dir is given")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--grid", metavar="PATH", help="also write a side-by-side video: source | maps | output")
-    p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
-    p.add_argument("--size", type=int, default=None,
-                   help="square output size in pixels (default 512; 128 for the tiny model; an export's size)")
-    p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames")
+    p.add_argument("--size", type=image_size, default=None,
+                   help="square output size in pixels, a multiple of 8 (default 512; 128 for the tiny model; "
+                   "an export's size)")
+    p.add_argument("--fps", type=positive_float, default=24.0, help="output frame rate (default 24)")
     from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="quality")
     add_model_options(p)
@@ -38,21 +40,18 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from engine.cli.outputs import check_run_outputs
     from engine.errors import InputError
     from engine.io.images import read_rgb_image
-    from engine.io.video_writer import check_output_path
 
     if not args.out and not args.frames_dir:
         raise InputError("give --out VIDEO.mp4 and/or --frames-dir DIR")
-    for path in (args.out, args.grid):
-        if path:
-            check_output_path(path, args.overwrite)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames: expected >= 1, got {args.max_frames}")
-    source_image = read_rgb_image(args.source)
+    check_run_outputs(args, {"--source": args.source, "--flame": args.flame, "--driving": args.driving,
+                             "--head-model": args.head_model}, args.size)
+    source_image = read_rgb_image(args.source, "--source")
     frames = open_source(args)
-    stream(args, source_image, frames)
-    return 0
+    report = stream(args, source_image, frames)
+    return 1 if report["source_error"] else 0  # a source that failed mid-stream is a failed run
 
 
 def open_source(args):
@@ -92,37 +91,26 @@ def load_head_model(path):
 
 
 def stream(args, source_image, frames) -> dict:
-    """Run `frames` through the runtime into --out / --frames-dir / preview, then the --grid."""
+    """Run `frames` through the runtime into --out / --frames-dir / preview / --grid, all streamed."""
     from engine.cli.streaming import build_backend, open_sinks, run_stream
-    from engine.runtime.sinks import CollectingSink
+    from engine.runtime.runner import abort_sinks
+    from engine.runtime.sinks import GridSink
     from engine.runtime.sources import RecordingSource
     backend, default = build_backend(args)
     size = args.size or default
     recorder = RecordingSource(frames) if args.grid else frames
-    collected = CollectingSink() if args.grid else None
-    sinks = open_sinks(args, args.fps, args.out) + ([collected] if collected else [])
+    sinks = open_sinks(args, args.fps, args.out)
+    if args.grid:
+        try:
+            sinks.append(GridSink(args.grid, args.fps, source_image, recorder, overwrite=args.overwrite))
+        except BaseException:
+            abort_sinks(sinks)
+            raise
     report = run_stream(args, backend, size, source_image, recorder, sinks)
     if args.out and report["frames_out"]:
         print(f"wrote {report['frames_out']} frames ({size}x{size}) to {args.out}")
     if args.frames_dir and report["frames_out"]:
         print(f"wrote {report['frames_out']} PNG frames to {args.frames_dir}")
-    if collected and collected.frames:
-        write_grid(args.grid, args.fps, args.overwrite, source_image, recorder.maps, collected)
+    if args.grid and report["frames_out"]:
         print(f"wrote side-by-side grid to {args.grid}")
     return report
-
-
-def write_grid(path, fps, overwrite, source_image, maps_by_index, collected) -> None:
-    import numpy as np
-
-    from engine.io.images import side_by_side
-    from engine.io.images import resize_frames
-    from engine.io.video_writer import VideoWriter
-    out = np.stack(collected.frames)
-    n, size = len(out), out.shape[1]
-    src = np.repeat(resize_frames(source_image[None], (size, size)), n, axis=0)
-    maps = [resize_frames(np.stack([maps_by_index[i][t] for i in collected.indices]), (size, size))
-            for t in ("depth", "normal", "render")]
-    with VideoWriter(path, fps, overwrite=overwrite) as w:
-        for f in side_by_side(src, *maps, out):
-            w.write(f)

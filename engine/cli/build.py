@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from engine.cli.arg_types import int_in, positive_float
     p = sub.add_parser(
         "build", help="build TensorRT engines from exported ONNX graphs",
         description="Build one TensorRT engine per exported graph with an optimisation profile from the "
@@ -21,16 +22,18 @@ def register(sub) -> None:
                    help="which exported graphs to build (default fp16 if exported, else fp32; fp32 graphs "
                    "get TensorRT's FP16 flag unless --no-fp16)")
     p.add_argument("--graphs", default=None, help="comma-separated graph names (default: all exported)")
-    p.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace limit (default 4 GiB)")
+    p.add_argument("--workspace-gib", type=positive_float, default=4.0, help="builder workspace limit (default 4 GiB)")
     p.add_argument("--timing-cache", default=None, help="timing cache file (default OUT/timing.cache)")
-    p.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0-5 (default 3)")
+    p.add_argument("--opt-level", type=int_in(0, 5), default=3, help="builder optimisation level 0-5 (default 3)")
     p.add_argument("--no-fp16", action="store_true", help="no FP16 flag for fp32 graphs (full TensorRT)")
     p.add_argument("--overwrite", action="store_true", help="replace engines already in --out")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from engine.io.destinations import check_output_folder
     from export.trt_build import BuildOptions, build_all
+    check_output_folder(args.out, "--out", need_bytes=1 << 20)
     options = BuildOptions(
         backend=args.backend, compute_capability=args.compute_capability,
         precisions=tuple(args.precision.split(",")) if args.precision else None,

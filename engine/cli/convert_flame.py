@@ -26,8 +26,9 @@ def run(args) -> int:
     out = pathlib.Path(args.out)
     if out.suffix.lower() != ".npz":
         raise InputError(f"--out {out}: expected a .npz file name")
-    if out.exists() and not args.overwrite:
-        raise InputError(f"--out {out} exists; pass --overwrite to replace it")
+    from engine.io.destinations import check_distinct, check_output_path
+    check_distinct({"--out": out}, {"--pkl": args.pkl, "--head-obj": args.head_obj})
+    check_output_path(out, args.overwrite, "--out")
     if args.head_obj is not None:
         model, _ = resolve_head_model(args.pkl, args.head_obj)
     else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli.arg_types import image_size, positive_float, positive_int
 from engine.cli.common import add_model_options
 
 
@@ -18,10 +19,11 @@ def register(sub) -> None:
         "random-weight model, and it says so.")
     p.add_argument("--out", default="mprt-demo.mp4", help="output video (default mprt-demo.mp4)")
     p.add_argument("--grid", default=None, help="side-by-side video (default: <out>-grid.mp4)")
-    p.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
+    p.add_argument("--frames", type=positive_int, default=16, help="number of frames (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--size", type=int, default=None, help="output size (default: the model's own, 64 for the built-in model)")
-    p.add_argument("--fps", type=float, default=24.0, help="output frame rate (default 24)")
+    p.add_argument("--size", type=image_size, default=None,
+                   help="output size, a multiple of 8 (default: the model's own, 64 for the built-in model)")
+    p.add_argument("--fps", type=positive_float, default=24.0, help="output frame rate (default 24)")
     from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
     add_model_options(p)
@@ -32,16 +34,12 @@ def run(args) -> int:
     import time
 
     from engine.cli.animate import stream
-    from engine.errors import InputError
-    from engine.io.video_writer import check_output_path
+    from engine.cli.outputs import check_run_outputs
     from engine.runtime.sources import FlameParamsSource
     from engine.synthetic.demo import demo_person
 
-    if args.frames < 1:
-        raise InputError(f"--frames: expected >= 1, got {args.frames}")
     args.grid = args.grid or str(args.out).rsplit(".", 1)[0] + "-grid.mp4"
-    check_output_path(args.out, args.overwrite)
-    check_output_path(args.grid, args.overwrite)
+    check_run_outputs(args, {}, args.size)
     t0 = time.perf_counter()
     person = demo_person(args.frames)
     print(f"synthetic person ready in {time.perf_counter() - t0:.1f} s ({person.description})", file=sys.stderr)

@@ -98,6 +98,8 @@ def _export(args) -> None:
     from engine.model import MagicPortraitModel
     from export.exporter import ExportOptions, export_all
 
+    from engine.io.destinations import check_output_folder
+    check_output_folder(args.out, "--out", need_bytes=1 << 20)
     driving = None
     if args.driving_weights or args.random_driving_encoders:  # checked first: fail before the long export
         from engine.driving.encoder_weights import load_encoders, random_encoders
@@ -113,6 +115,8 @@ def _export(args) -> None:
     else:
         try:
             frames = tuple(int(f) for f in args.parity_frames.split(","))
+            if min(frames) < 1:
+                raise ValueError
         except ValueError:
             raise InputError(f"--parity-frames {args.parity_frames!r}: expected comma-separated integers or 'none'")
     reports = export_all(model, plan, args.out, ExportOptions(slim=args.slim, parity_frames=frames,
@@ -131,6 +135,6 @@ def _size(text: str | None, default: int) -> tuple[int, int]:
         w, h = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (None, None)
     except ValueError:
         w = None
-    if w is None:
-        raise InputError(f"--size {text!r}: expected WxH or N (pixels)")
+    if w is None or min(w, h) <= 0 or w % 64 or h % 64:
+        raise InputError(f"--size {text!r}: expected WxH or N, positive multiples of 64 (pixels)")
     return h, w

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli.arg_types import image_size, nonnegative_int, positive_float, positive_int
 from engine.cli.common import add_driving_options, add_model_options, frame_encoder
 
 
@@ -16,7 +17,7 @@ def register(sub) -> None:
         "cleanly; --out then holds a valid video of what was shown. Needs a streaming preset (balanced, realtime).")
     p.add_argument("--source", required=True, help="portrait image to animate (any format PIL reads)")
     cam = p.add_mutually_exclusive_group(required=True)
-    cam.add_argument("--webcam", type=int, metavar="N", help="camera index (needs opencv-python)")
+    cam.add_argument("--webcam", type=nonnegative_int, metavar="N", help="camera index (needs opencv-python)")
     cam.add_argument("--video", metavar="FILE", help="a driving video played in real time (for testing)")
     add_driving_options(p)
     p.add_argument("--head-model", metavar="PATH",
@@ -26,9 +27,11 @@ def register(sub) -> None:
                    help="also send the output to a virtual camera for video-call apps (pyvirtualcam: v4l2loopback "
                    "on Linux, OBS Virtual Camera elsewhere; pip install -e '.[virtualcam]')")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N camera frames")
-    p.add_argument("--size", type=int, default=None, help="output size (default 512; 128 for the tiny model)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate written to --out (default: the input's, or 25)")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N camera frames")
+    p.add_argument("--size", type=image_size, default=None,
+                   help="output size, a multiple of 8 (default 512; 128 for the tiny model)")
+    p.add_argument("--fps", type=positive_float, default=None,
+                   help="frame rate written to --out (default: the input's, or 25)")
     from engine.cli.streaming import add_stream_options
     add_stream_options(p, default_preset="realtime")
     add_model_options(p)
@@ -37,11 +40,11 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.cli.animate import load_head_model
+    from engine.cli.outputs import check_run_outputs
     from engine.cli.streaming import build_backend, open_sinks, run_stream, stream_settings
     from engine.driving.pipeline import resolve_landmarker
     from engine.errors import InputError
     from engine.io.images import read_rgb_image
-    from engine.io.video_writer import check_output_path
     from engine.runtime.driving_source import DrivingSource, DrivingTracker, video_frames_paced, webcam_frames
     from engine.runtime.presets import live_presets
     from engine.runtime.sinks import display_available
@@ -49,8 +52,8 @@ def run(args) -> int:
     if not stream_settings(args).is_causal:
         raise InputError(f"--preset {args.preset}: needs the whole clip; live input needs --preset "
                          f"{' or '.join(live_presets())}")
-    if args.out:
-        check_output_path(args.out, args.overwrite)
+    check_run_outputs(args, {"--source": args.source, "--video": args.video, "--head-model": args.head_model},
+                      args.size)
     if not (args.out or args.frames_dir or args.virtual_camera):
         if not display_available():
             raise InputError("no output: there is no display for a preview here; give --out VIDEO.mp4 or "
@@ -59,7 +62,7 @@ def run(args) -> int:
     if args.virtual_camera:
         from engine.runtime.virtual_camera import require_pyvirtualcam
         require_pyvirtualcam()  # before the slow loads
-    portrait = read_rgb_image(args.source)
+    portrait = read_rgb_image(args.source, "--source")
     landmarker = resolve_landmarker(args.landmarker, args.driving_weights)
     if args.video:
         from engine.driving.media import video_fps

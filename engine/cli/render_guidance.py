@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli.arg_types import positive_int
+
 PARAMS_HELP = """\
 PARAMS.npz keys (see engine/flame/params.py): shape (100,), tex (50,), light (9,3) SH [band, rgb],
 cam (3,) = (s, tx, ty), crop (3,) = (x0, y0, size) in source-512 pixels; per frame exp (F,50) and
@@ -31,7 +33,7 @@ def register(sub) -> None:
                    "default: the synthetic head's albedo, or plain skin tone for a FLAME model")
     p.add_argument("--format", choices=("png", "jpg"), default="png",
                    help="image format (default png; jpg = JPEG q75 like upstream's README flow)")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per render batch (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="frames per render batch (default 8)")
     p.add_argument("--backend", choices=("auto", "reference", "host", "cuda"), default="auto",
                    help="rasteriser: auto (default: the CUDA kernel on an NVIDIA GPU, else the fused kernel's "
                    "host build, else the CPU reference), the CPU reference, the host build, or the CUDA kernel")
@@ -46,7 +48,9 @@ def run(args) -> int:
     from engine.guidance.folders import check_output_free, write_guidance_folders
     from engine.guidance.pipeline import render_guidance_maps
 
+    from engine.io.destinations import check_output_folder
     check_output_free(args.out, args.overwrite)  # fail before rendering, not after
+    check_output_folder(args.out, "--out", need_bytes=512 * 512 * 3)
     params = FlameParams.load(args.flame)
     model, note = resolve_head_model(args.flame_model, args.head_obj)
     print(note, file=sys.stderr)

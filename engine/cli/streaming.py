@@ -9,6 +9,7 @@ from engine.errors import InputError
 
 
 def add_stream_options(p, default_preset: str) -> None:
+    from engine.cli.arg_types import finite_float, int_at_least, nonnegative_int, positive_int
     from engine.runtime.presets import PRESETS
     from engine.sampling.schedulers import scheduler_names
     g = p.add_argument_group("streaming (preset, then any of these overrides)")
@@ -16,17 +17,19 @@ def add_stream_options(p, default_preset: str) -> None:
                    help="; ".join(f"{n}: {p.summary}" for n, p in PRESETS.items()) + f" (default {default_preset})")
     g.add_argument("--scheduler", default=None, choices=scheduler_names(),
                    help="noise scheduler (default: the preset's, ddim)")
-    g.add_argument("--steps", type=int, default=None, help="scheduler steps (quality 20; streaming presets 1..20)")
-    g.add_argument("--guidance-scale", type=float, default=None, help="CFG scale; <= 1 disables CFG (default 3.5)")
-    g.add_argument("--cfg-steps", type=int, default=None,
+    g.add_argument("--steps", type=positive_int, default=None,
+                   help="scheduler steps (quality 20; streaming presets 1..20)")
+    g.add_argument("--guidance-scale", type=finite_float, default=None,
+                   help="CFG scale; <= 1 disables CFG (default 3.5)")
+    g.add_argument("--cfg-steps", type=int_at_least(-1), default=None,
                    help="CFG on the first K steps only; -1 = every step (upstream), 0 = never")
-    g.add_argument("--context-frames", "--window", dest="window", type=int, default=None,
+    g.add_argument("--context-frames", "--window", dest="window", type=positive_int, default=None,
                    help="window length in frames, <= 32 (quality: context windows, default 12)")
-    g.add_argument("--context-overlap", "--overlap", dest="overlap", type=int, default=None,
+    g.add_argument("--context-overlap", "--overlap", dest="overlap", type=nonnegative_int, default=None,
                    help="frames shared by consecutive windows (quality default 1, balanced 4)")
-    g.add_argument("--frames-per-stage", type=int, default=None,
+    g.add_argument("--frames-per-stage", type=positive_int, default=None,
                    help="realtime (stream-batch): frames finished per UNet call (default 2)")
-    g.add_argument("--seed", type=int, default=42, help="initial-noise seed (default 42)")
+    g.add_argument("--seed", type=nonnegative_int, default=42, help="initial-noise seed (default 42)")
     g.add_argument("--render-backend", choices=("auto", "reference", "host", "cuda"), default="auto",
                    help="guidance-map rasteriser for FLAME / live input: auto (default: the CUDA kernel on an "
                    "NVIDIA GPU, else the fused kernel's host build, else the CPU reference), or one of them")
@@ -73,6 +76,7 @@ def build_backend(args):
 
 
 def open_sinks(args, fps: float, video_path=None) -> list:
+    from engine.runtime.runner import abort_sinks
     from engine.runtime.sinks import FolderSink, VideoSink, open_preview
     sinks = []
     try:
@@ -86,8 +90,7 @@ def open_sinks(args, fps: float, video_path=None) -> list:
             if preview:
                 sinks.append(preview)
     except BaseException:
-        for s in sinks:
-            s.abort()
+        abort_sinks(sinks)
         raise
     return sinks
 
@@ -104,8 +107,8 @@ def run_stream(args, backend, size: int, portrait, source, sinks, noise=None) ->
         runtime = StreamRuntime(backend, settings, size, seed=args.seed)
         runtime.set_identity(portrait)
     except BaseException:
-        for sink in sinks:
-            sink.abort()
+        from engine.runtime.runner import abort_sinks
+        abort_sinks(sinks)
         raise
     print(f"streaming {source.describe()} with preset {args.preset} ({settings.mode}, {settings.steps} steps) "
           f"on {backend.info.name} {backend.info.device} {backend.info.precision}", file=sys.stderr)
@@ -116,5 +119,5 @@ def run_stream(args, backend, size: int, portrait, source, sinks, noise=None) ->
           f"{lat.get('p50_ms', 0):.0f} ms p95 {lat.get('p95_ms', 0):.0f} ms, UNet p50 {unet.get('p50_ms', 0):.0f} ms "
           f"x {unet.get('count', 0)} calls, dropped {report['dropped_input_frames']}", file=sys.stderr)
     if args.report:
-        write_json_report(args.report, report)
+        write_json_report(args.report, report, overwrite=args.overwrite)
     return report

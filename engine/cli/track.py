@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli.arg_types import nonnegative_float, positive_float, positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -28,15 +30,15 @@ def register(sub) -> None:
                    "upstream does (encode the whole frame)")
     p.add_argument("--tracker-mode", choices=("video", "image"), default=None,
                    help="MediaPipe mode (default: video for a video file, image for a frame folder)")
-    p.add_argument("--max-frames", type=int, default=None, help="use only the first N driving frames")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per encoder batch (default 8)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of a frame folder (default 25)")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N driving frames")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="frames per encoder batch (default 8)")
+    p.add_argument("--fps", type=positive_float, default=25.0, help="frame rate of a frame folder (default 25)")
     p.add_argument("--smooth", action="store_true",
                    help="One-Euro smoothing of pose/expression/jaw (off by default: upstream has none)")
-    p.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One-Euro min cutoff in Hz (default 1.0)")
-    p.add_argument("--smooth-beta", type=float, default=0.05, help="One-Euro speed coefficient (default 0.05)")
+    p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0, help="One-Euro min cutoff in Hz (default 1.0)")
+    p.add_argument("--smooth-beta", type=nonnegative_float, default=0.05, help="One-Euro speed coefficient (default 0.05)")
     p.add_argument("--device", default="cpu", help="torch device for the encoders (default cpu)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for the encoders (default with --device cpu: all cores but one, "
                    "leaving one to the face-tracking worker)")
     p.add_argument("--cache-dir", default=None,
@@ -45,19 +47,19 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+PARAMS_BYTES = 1 << 16  # the .npz of a few hundred frames
+
+
 def run(args) -> int:
     import os
-    import pathlib
 
     from engine.driving.one_euro import OneEuroConfig
     from engine.driving.pipeline import TrackingConfig, track_driving_detailed
-    from engine.errors import InputError
+    from engine.io.destinations import check_distinct, check_output_path
 
-    out = pathlib.Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out} exists; pass --overwrite to replace it")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    # before any tracking: the parameters file must be writable where asked
+    check_distinct({"--out": args.out}, {"--driving": args.driving, "--source": args.source})
+    out = check_output_path(args.out, args.overwrite, "--out", PARAMS_BYTES)
     if args.random_encoders:
         print("mprt track: WARNING: --random-encoders: DECA and SMIRK run with RANDOM weights; "
               "the parameters written are meaningless (tests/demos only)", file=sys.stderr)

@@ -1,26 +1,19 @@
 """Video output that is written whole or not at all.
 
-Frames go to a temporary file beside the target, which replaces the target only when the stream is
-closed cleanly (or after Ctrl-C, with what was written so far: still a valid video).
+Frames go to a uniquely named temporary file beside the target (two runs never share one), which
+becomes the target only when the stream is closed cleanly (or after Ctrl-C / SIGTERM, with what was
+written so far: still a valid video). Without overwrite the final step never replaces a file.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 from fractions import Fraction
 
 import numpy as np
 
 from engine.errors import InputError
-
-
-def check_output_path(path: str | pathlib.Path, overwrite: bool) -> pathlib.Path:
-    path = pathlib.Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: already exists (pass --overwrite to replace it)")
-    if not path.parent.exists():
-        raise InputError(f"{path.parent}: output folder does not exist")
-    return path
+from engine.io.atomic import publish, temp_sibling
+from engine.io.destinations import check_output_path
 
 
 def _pick_codec(container) -> str:
@@ -38,8 +31,8 @@ class VideoWriter:
     """`with VideoWriter(path, fps) as w: w.write(frame_u8)`; frames (H,W,3) uint8 RGB."""
 
     def __init__(self, path: str | pathlib.Path, fps: float = 24.0, overwrite: bool = False, crf: int = 18):
-        self.path = check_output_path(path, overwrite)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self.path, self.overwrite = check_output_path(path, overwrite), overwrite
+        self.tmp: pathlib.Path | None = None
         self.fps, self.crf = fps, crf
         self.container = self.stream = None
         self.frames = 0
@@ -49,6 +42,7 @@ class VideoWriter:
 
     def _open(self, height: int, width: int) -> None:
         import av
+        self.tmp = temp_sibling(self.path, suffix=".partial.mp4")
         self.container = av.open(str(self.tmp), mode="w", format="mp4")
         codec = _pick_codec(self.container)
         self.stream = self.container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
@@ -73,12 +67,18 @@ class VideoWriter:
     def close(self) -> pathlib.Path | None:
         """Finish the file and move it into place; None if no frame was written."""
         if self.container is None:
+            self.abort()
             return None
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
-        self.container = None
-        os.replace(self.tmp, self.path)
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+            self.container = None
+            publish(self.tmp, self.path, self.overwrite)
+        except BaseException:
+            self.abort()
+            raise
+        self.tmp = None
         return self.path
 
     def abort(self) -> None:
@@ -88,7 +88,9 @@ class VideoWriter:
             except Exception:
                 pass
             self.container = None
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # Ctrl-C keeps what was written (a valid, shorter video); any other error leaves nothing.
@@ -108,9 +110,13 @@ def read_video_frames(path: str | pathlib.Path) -> tuple[np.ndarray, float]:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or 24)
+            declared = int(stream.frames or 0)
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except (av.error.FFmpegError, IndexError) as err:
         raise InputError(f"{path}: not a readable video ({err})") from None
     if not frames:
         raise InputError(f"{path}: video holds no frames")
+    if declared and len(frames) < declared:
+        raise InputError(f"video {path}: the container declares {declared} frames but only {len(frames)} "
+                         "decode (truncated or corrupt file)")
     return np.stack(frames), fps

@@ -115,23 +115,20 @@ class StreamRuntime:
             run.admit(pending)
             run.emit(sampler.finish())
             run.outputs.drain()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (engine.cli): keep what was written, a valid shorter output
             run.outputs.stop()
-            for sink in sinks:
-                sink.close(interrupted=True)
+            close_sinks(sinks, interrupted=True)
             raise
         except BaseException:
             run.outputs.stop()
-            for sink in sinks:
-                sink.abort()
+            abort_sinks(sinks)
             raise
         finally:
             run.outputs.stop()
             if isinstance(frames, LatestOnly):
                 frames.close()
             source.close()
-        for sink in sinks:
-            sink.close(interrupted=error is not None)
+        close_sinks(sinks, interrupted=error is not None)
         if status:
             status.update(stats.status_line(0), final=True)
         if error:
@@ -139,6 +136,26 @@ class StreamRuntime:
         return stats.report(backend=vars(self.backend.info), settings=vars(self.settings), size=self.size,
                             source=source.describe(), source_error=error,
                             camera_dropped_frames=getattr(source, "camera_dropped", None))
+
+
+def close_sinks(sinks: list[FrameSink], interrupted: bool = False) -> None:
+    """Close every sink; if one fails (disk full, a name taken meanwhile), abort the ones not yet
+    closed so no temporary output is left behind, then raise the error."""
+    for i, sink in enumerate(sinks):
+        try:
+            sink.close(interrupted=interrupted)
+        except BaseException:
+            abort_sinks(sinks[i + 1:])
+            raise
+
+
+def abort_sinks(sinks: list[FrameSink]) -> None:
+    """Abort every sink, even when one of them fails to."""
+    for sink in sinks:
+        try:
+            sink.abort()
+        except Exception as err:  # keep cleaning up; the run's own error is the one reported
+            print(f"mprt: cleaning up an output failed: {err}", file=sys.stderr)
 
 
 class _Run:

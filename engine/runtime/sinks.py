@@ -1,15 +1,12 @@
 """Where output frames go: an MP4 (atomic; Ctrl-C keeps a valid video), a folder of PNG frames
-(filled under a temporary name, moved into place at the end), a preview window when a display exists."""
+(engine.io.frame_folder: moved into place at the end, never deleting files mprt did not write), a
+preview window when a display exists."""
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
 import sys
 
 import numpy as np
-
-from engine.errors import InputError
 
 
 class FrameSink:
@@ -40,33 +37,48 @@ class VideoSink(FrameSink):
 
 
 class FolderSink(FrameSink):
-    """<dir>/frame_000000.png ...; the folder appears whole (os.replace of a sibling temp folder)."""
+    """<dir>/frame_000000.png ... (engine.io.frame_folder.FrameFolder)."""
 
     def __init__(self, path, overwrite: bool = False):
-        self.path = pathlib.Path(path)
-        if self.path.exists() and not overwrite:
-            raise InputError(f"{self.path}: already exists (pass --overwrite to replace it)")
-        if not self.path.parent.exists():
-            raise InputError(f"{self.path.parent}: output folder does not exist")
-        self.tmp = self.path.with_name(f".{self.path.name}.partial")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir()
-        self.count = 0
+        from engine.io.frame_folder import FrameFolder
+        self.folder = FrameFolder(path, overwrite=overwrite)
+        self.path = self.folder.path
 
     def write(self, index: int, frame: np.ndarray) -> None:
-        from PIL import Image
-        Image.fromarray(frame).save(self.tmp / f"frame_{self.count:06d}.png")
-        self.count += 1
+        self.folder.write(frame)
 
     def close(self, interrupted: bool = False) -> None:
-        if not self.tmp.exists():
-            return
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+        self.folder.close()
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.folder.abort()
+
+
+class GridSink(FrameSink):
+    """A side-by-side video written frame by frame: source | depth | normal | render | output. The maps
+    come from a RecordingSource, which forgets each frame's maps once it is written here."""
+
+    def __init__(self, path, fps: float, source_image: np.ndarray, recorder, overwrite: bool = False):
+        from engine.io.video_writer import VideoWriter
+        self.writer = VideoWriter(path, fps, overwrite=overwrite)
+        self.source_image, self.recorder = source_image, recorder
+        self._tile = None
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        from engine.backends.base import GUIDANCE_TYPES
+        from engine.io.images import resize_frames
+        h, w = frame.shape[:2]
+        if self._tile is None:
+            self._tile = resize_frames(self.source_image[None], (w, h))[0]
+        maps = self.recorder.take(index)
+        tiles = [self._tile] + [resize_frames(maps[t][None], (w, h))[0] for t in GUIDANCE_TYPES] + [frame]
+        self.writer.write(np.concatenate(tiles, axis=1))
+
+    def close(self, interrupted: bool = False) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
 
 
 def display_available() -> bool:

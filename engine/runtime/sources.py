@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import threading
 import time
 from typing import Iterator
 
@@ -83,13 +84,35 @@ class PacedMapsSource(MapsSource):
         return f"{self.name} (live at {self.fps:g} fps)"
 
 
-def guidance_folder_source(folder, max_frames: int | None = None) -> MapsSource:
-    """Upstream's layout <dir>/{depth,normal,render}/<frames> (engine.guidance.folders)."""
-    from engine.guidance.folders import read_guidance_folders
-    maps = read_guidance_folders(folder)
-    if max_frames:
-        maps = {k: v[:max_frames] for k, v in maps.items()}
-    return MapsSource(maps, f"guidance folder {folder}")
+class GuidanceFolderSource(FrameSource):
+    """Upstream's layout <dir>/{depth,normal,render}/<frames>, read one frame at a time as the
+    runtime asks (memory does not grow with the clip's length)."""
+
+    def __init__(self, folder, max_frames: int | None = None):
+        from engine.guidance.folders import list_guidance_folders
+        self.folder = folder
+        listing = list_guidance_folders(folder)
+        self.files = {t: files[:max_frames] for t, files in listing.items()}
+
+    def __len__(self) -> int:
+        return len(self.files[GUIDANCE_TYPES[0]])
+
+    def frames(self) -> Iterator[GuidanceFrame]:
+        from engine.guidance.folders import read_guidance_image
+        shape = None
+        for i in range(len(self)):
+            maps = {}
+            for t in GUIDANCE_TYPES:
+                maps[t] = read_guidance_image(self.files[t][i], shape)
+                shape = maps[t].shape
+            yield GuidanceFrame(i, maps)
+
+    def describe(self) -> str:
+        return f"guidance folder {self.folder} ({len(self)} frames)"
+
+
+def guidance_folder_source(folder, max_frames: int | None = None) -> GuidanceFolderSource:
+    return GuidanceFolderSource(folder, max_frames)
 
 
 class FlameParamsSource(FrameSource):
@@ -128,19 +151,32 @@ def slice_params(params, start: int, stop: int):
 
 
 class RecordingSource(FrameSource):
-    """Passes another source's frames through and keeps their maps (for a side-by-side grid)."""
+    """Passes another source's frames through and keeps their maps until `take(index)` (a streamed
+    side-by-side grid): memory holds only the frames in flight, whatever the clip's length."""
 
     def __init__(self, inner: FrameSource):
         self.inner, self.live, self.fps = inner, inner.live, inner.fps
-        self.maps: dict[int, dict[str, np.ndarray]] = {}
+        self._maps: dict[int, dict[str, np.ndarray]] = {}
+        self._lock = threading.Lock()  # frames arrive on the runtime's thread, are taken on the writer's
 
     def __len__(self) -> int:
         return len(self.inner)
 
     def frames(self) -> Iterator[GuidanceFrame]:
         for frame in self.inner.frames():
-            self.maps[frame.index] = frame.maps
+            with self._lock:
+                self._maps[frame.index] = frame.maps
             yield frame
+
+    def take(self, index: int) -> dict[str, np.ndarray]:
+        """The maps of frame `index`, forgotten here together with those of earlier (dropped) frames."""
+        with self._lock:
+            for stale in [i for i in self._maps if i < index]:
+                del self._maps[stale]
+            return self._maps.pop(index)
+
+    def held(self) -> int:
+        return len(self._maps)
 
     def close(self) -> None:
         self.inner.close()

@@ -97,7 +97,7 @@ class StatusLine:
         self.stream.flush()
 
 
-def write_json_report(path, report: dict) -> None:
-    """Whole or not at all: temp file in the same folder, then os.replace."""
-    with atomic_file(path, "w") as fh:
+def write_json_report(path, report: dict, overwrite: bool = True) -> None:
+    """Whole or not at all (engine.io.atomic); overwrite=False never replaces an existing file."""
+    with atomic_file(path, "w", overwrite=overwrite) as fh:
         json.dump(report, fh, indent=1)

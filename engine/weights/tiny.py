@@ -46,12 +46,19 @@ def _vae(cfg: ModelConfig):
                          block_out_channels=(32, 32, 64, 64), norm_num_groups=32, sample_size=TINY_IMAGE_SIZE)
 
 
+TINY_README = ("Random-weight tiny MagicPortrait model written by `mprt make-tiny-weights` (for tests and\n"
+               "the embedded default). Same architecture and file layout as the released weights.\n")
+
+
 def write_tiny_weights(out: str | pathlib.Path, seed: int = 0, overwrite: bool = False) -> pathlib.Path:
     """Write the tiny model to `out` (whole or not at all). Returns the folder."""
     from safetensors.torch import save_file
     out = pathlib.Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    if out.exists() and not _is_tiny_model(out):  # never delete a folder mprt did not write
+        raise InputError(f"{out}: exists and is not a tiny model written by mprt; not replaced, even with "
+                         "--overwrite (choose a new folder)")
     cfg = tiny_config()
     torch.manual_seed(seed)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=".tiny-", dir=out.parent if out.parent.exists() else None))
@@ -75,9 +82,7 @@ def write_tiny_weights(out: str | pathlib.Path, seed: int = 0, overwrite: bool =
         _vae(cfg).save_pretrained(str(tmp / "sd-vae-ft-mse"), safe_serialization=True)
         write_text_embedding(tmp / TEXT_EMBEDDING_FILE,
                              torch.randn(1, 77, cfg.unet.cross_attention_dim))
-        (tmp / "README.txt").write_text(
-            "Random-weight tiny MagicPortrait model written by `mprt make-tiny-weights` (for tests and\n"
-            "the embedded default). Same architecture and file layout as the released weights.\n")
+        (tmp / "README.txt").write_text(TINY_README)
         if out.exists():
             shutil.rmtree(out)
         tmp.chmod(0o755)
@@ -93,6 +98,14 @@ def tiny_weights_key() -> str:
     text embedding writer). A change there gives a new cache entry instead of a stale one."""
     networks = pathlib.Path(__file__).resolve().parents[1] / "networks"
     return files_key([pathlib.Path(__file__).resolve(), *sorted(networks.glob("*.py"))], length=12)
+
+
+def _is_tiny_model(folder: pathlib.Path) -> bool:
+    readme = folder / "README.txt"
+    try:
+        return readme.is_file() and readme.read_text().startswith(TINY_README.split("\n")[0])
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def default_tiny_weights_dir() -> pathlib.Path:

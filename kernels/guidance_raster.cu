@@ -6,7 +6,7 @@
 // (engine/guidance/kernel_nvrtc.py); both must use --fmad=false (see the header).
 //
 // Launch contract (engine/guidance/kernel_cuda.py):
-//   zbuf (B*H*W u64) filled with 0xFF bytes (MPRT_ZBUF_EMPTY), then
+//   zbuf (2*B*H*W u64: main pass, then depth pass) filled with 0xFF bytes (MPRT_ZBUF_EMPTY), then
 //   mprt_guidance_visibility<<<ceil(B*T / 256), 256>>>(scene, zbuf)
 //   mprt_guidance_resolve<<<ceil(B*H*W / 256), 256>>>(scene, targets, zbuf)
 #include "guidance_raster_math.cuh"
@@ -14,9 +14,11 @@
 namespace {
 
 struct AtomicZMin {
-    unsigned long long* frame;
-    __device__ void operator()(long long pix, unsigned long long packed) {
-        atomicMin(frame + pix, packed);
+    unsigned long long* frame;        // main pass
+    unsigned long long* depth_frame;  // depth pass
+    __device__ void operator()(long long pix, unsigned long long main, unsigned long long depth) {
+        if (main != MPRT_ZBUF_EMPTY) atomicMin(frame + pix, main);
+        if (depth != MPRT_ZBUF_EMPTY) atomicMin(depth_frame + pix, depth);
     }
 };
 
@@ -27,7 +29,8 @@ extern "C" __global__ void mprt_guidance_visibility(mprt::RasterScene s, unsigne
     if (i >= (long long)s.batch * s.num_faces) return;
     const int b = (int)(i / s.num_faces);
     const int f = (int)(i - (long long)b * s.num_faces);
-    AtomicZMin zmin{zbuf + (long long)b * s.height * s.width};
+    const long long hw = (long long)s.height * s.width;
+    AtomicZMin zmin{zbuf + b * hw, zbuf + ((long long)s.batch + b) * hw};
     mprt::rasterize_triangle(s, b, f, zmin);
 }
 
@@ -38,5 +41,6 @@ extern "C" __global__ void mprt_guidance_resolve(mprt::RasterScene s, mprt::Guid
     if (i >= (long long)s.batch * hw) return;
     const int b = (int)(i / hw);
     const long long pix = i - b * hw;
-    mprt::resolve_pixel(s, o, b, (int)(pix / s.width), (int)(pix % s.width), zbuf[i]);
+    mprt::resolve_pixel(s, o, b, (int)(pix / s.width), (int)(pix % s.width), zbuf[i],
+                        zbuf[(long long)s.batch * hw + i]);
 }

@@ -28,6 +28,10 @@ typedef unsigned long long u64;
 // Empty z-buffer entry: all ones, larger than any packed (depth, face) pair.
 #define MPRT_ZBUF_EMPTY 0xFFFFFFFFFFFFFFFFull
 
+// Two visibility passes share everything but the z-test (spec §7): the main pass (normal, render)
+// at z_t - min + 20 and the depth pass at z_t - min + 10. The z-buffer holds both, B*H*W entries
+// each: [main pass | depth pass].
+
 // ---------------------------------------------------------------------------------------------
 // ABI shared with Python (engine/guidance/kernel_abi.py mirrors these structs field for field).
 
@@ -41,6 +45,7 @@ struct RasterScene {
     const float* uvs;        // (U, 2)
     const float* albedo;     // (3, tex_h, tex_w) RGB
     const float* sh;         // (B, 9, 3) [band, rgb]
+    const float* depth_z;    // (B, V) z of the depth pass, or null: depth from the main pass
     int batch, num_verts, num_faces, num_uvs;
     int height, width, tex_h, tex_w;
 };
@@ -130,6 +135,8 @@ MPRT_HD float pixel_y(int row, int height) {
 
 struct Triangle {
     float x[3], y[3], z[3];
+    float zd[3];                     // z of the depth pass
+    bool main_ok, depth_ok;          // the pass does not skip the face (min z >= 1e-8)
     float area_e;                    // E(v2; v0, v1) + 1e-8
     float xmin, xmax, ymin, ymax;    // xy bounding box
     int row0, row1, col0, col1;      // conservative pixel range (inclusive), empty if row0 > row1
@@ -152,18 +159,23 @@ MPRT_HD void pixel_range(float lo, float hi, int n, int* first, int* last) {
     if (*last > n - 1) *last = n - 1;
 }
 
-// Loads face f of frame b; returns false for faces the rasteriser skips (spec §4.2: min z < 1e-8,
+// Loads face f of frame b; returns false for faces both passes skip (spec §4.2: min z < 1e-8,
 // |area| <= 1e-8, non-finite coordinates).
 MPRT_HD bool setup_triangle(const RasterScene& s, int b, int f, Triangle* t) {
     const float* vb = s.verts + (long long)b * s.num_verts * 3;
+    const float* zb = s.depth_z ? s.depth_z + (long long)b * s.num_verts : 0;
     for (int k = 0; k < 3; ++k) {
         const int vi = s.faces[f * 3 + k];
         t->x[k] = vb[vi * 3 + 0];
         t->y[k] = vb[vi * 3 + 1];
         t->z[k] = vb[vi * 3 + 2];
+        t->zd[k] = zb ? zb[vi] : t->z[k];
     }
     const float zmin = fminf(fminf(t->z[0], t->z[1]), t->z[2]);
-    if (!(zmin >= 1e-8f)) return false;
+    const float zdmin = fminf(fminf(t->zd[0], t->zd[1]), t->zd[2]);
+    t->main_ok = zmin >= 1e-8f;
+    t->depth_ok = zdmin >= 1e-8f;
+    if (!t->main_ok && !t->depth_ok) return false;
     const float area = edge_fn(t->x[2], t->y[2], t->x[0], t->y[0], t->x[1], t->y[1]);
     if (!(fabsf(area) > 1e-8f)) return false;
     t->area_e = area + 1e-8f;
@@ -176,19 +188,23 @@ MPRT_HD bool setup_triangle(const RasterScene& s, int b, int f, Triangle* t) {
     return t->row0 <= t->row1 && t->col0 <= t->col1;
 }
 
-// Barycentrics of point (px, py); true iff strictly inside (both windings) with depth pz >= 0.
-MPRT_HD bool barycentric(const Triangle& t, float px, float py, float w[3], float* pz) {
+// Barycentrics of point (px, py); true iff strictly inside (both windings). Shared by both passes.
+MPRT_HD bool barycentric(const Triangle& t, float px, float py, float w[3]) {
     if (px > t.xmax || px < t.xmin || py > t.ymax || py < t.ymin) return false;
     w[0] = edge_fn(px, py, t.x[1], t.y[1], t.x[2], t.y[2]) / t.area_e;
     w[1] = edge_fn(px, py, t.x[2], t.y[2], t.x[0], t.y[0]) / t.area_e;
     w[2] = edge_fn(px, py, t.x[0], t.y[0], t.x[1], t.y[1]) / t.area_e;
-    if (!(w[0] > 0.0f && w[1] > 0.0f && w[2] > 0.0f)) return false;
-    *pz = w[0] * t.z[0] + w[1] * t.z[1] + w[2] * t.z[2];
-    return *pz >= 0.0f;
+    return w[0] > 0.0f && w[1] > 0.0f && w[2] > 0.0f;
 }
 
-// Visibility pass for one triangle: offers pack(pz, f) for every covered pixel to `zmin`
-// (a functor (pixel index within the frame, packed) -> void: atomicMin on the GPU, min on host).
+// Interpolated z of one pass; the pixel counts for that pass iff it is >= 0.
+MPRT_HD float interpolated_z(const float w[3], const float z[3]) {
+    return w[0] * z[0] + w[1] * z[1] + w[2] * z[2];
+}
+
+// Both visibility passes for one triangle: offers pack(pz, f) of the main and of the depth pass for
+// every covered pixel to `zmin` (a functor (pixel index within the frame, packed main, packed depth)
+// -> void: atomicMin on the GPU, min on host; MPRT_ZBUF_EMPTY where a pass does not take the pixel).
 template <class ZMin>
 MPRT_HD void rasterize_triangle(const RasterScene& s, int b, int f, ZMin& zmin) {
     Triangle t;
@@ -196,11 +212,26 @@ MPRT_HD void rasterize_triangle(const RasterScene& s, int b, int f, ZMin& zmin) 
     for (int r = t.row0; r <= t.row1; ++r) {
         const float py = pixel_y(r, s.height);
         for (int c = t.col0; c <= t.col1; ++c) {
-            float w[3], pz;
-            if (barycentric(t, pixel_x(c, s.width), py, w, &pz))
-                zmin((long long)r * s.width + c, pack_depth_face(pz, f));
+            float w[3];
+            if (!barycentric(t, pixel_x(c, s.width), py, w)) continue;
+            const float pz = interpolated_z(w, t.z), pzd = interpolated_z(w, t.zd);
+            const u64 main = t.main_ok && pz >= 0.0f ? pack_depth_face(pz, f) : MPRT_ZBUF_EMPTY;
+            const u64 depth = t.depth_ok && pzd >= 0.0f ? pack_depth_face(pzd, f) : MPRT_ZBUF_EMPTY;
+            if (main != MPRT_ZBUF_EMPTY || depth != MPRT_ZBUF_EMPTY)
+                zmin((long long)r * s.width + c, main, depth);
         }
     }
+}
+
+// Barycentrics of the winning face of one pass at a pixel (zeros for background): the same function
+// as the visibility pass, so the same bits.
+MPRT_HD int winner_weights(const RasterScene& s, int b, int row, int col, u64 packed, float w[3]) {
+    w[0] = w[1] = w[2] = 0.0f;
+    int face = packed == MPRT_ZBUF_EMPTY ? -1 : unpack_face(packed);
+    Triangle t;
+    if (face >= 0 && setup_triangle(s, b, face, &t))
+        barycentric(t, pixel_x(col, s.width), pixel_y(row, s.height), w);
+    return face;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,26 +289,25 @@ MPRT_HD void store_map(void* base, long long idx, float v, const GuidanceTargets
         ((float*)base)[idx] = v;
 }
 
-// Resolve pass for one pixel of frame b: re-derives the winner's barycentrics (same function as
-// the visibility pass, so the same bits), interpolates and shades, writes every target.
+// Resolve pass for one pixel of frame b: re-derives each pass's winner barycentrics, interpolates
+// depth from the depth pass and normal / render from the main pass, writes every target.
 MPRT_HD void resolve_pixel(const RasterScene& s, const GuidanceTargets& o, int b, int row, int col,
-                           u64 packed) {
+                           u64 packed, u64 packed_depth) {
     const long long hw = (long long)s.height * s.width;
     const long long pix = (long long)row * s.width + col;
-    int face = packed == MPRT_ZBUF_EMPTY ? -1 : unpack_face(packed);
-    float w[3] = {0.0f, 0.0f, 0.0f};
-    Triangle t;
-    float pz;
-    // The winner passed both tests in the visibility pass; the same inputs give the same bits.
-    if (face >= 0 && setup_triangle(s, b, face, &t))
-        barycentric(t, pixel_x(col, s.width), pixel_y(row, s.height), w, &pz);
+    float w[3], wd[3];
+    const int face = winner_weights(s, b, row, col, packed, w);
+    const int dface = winner_weights(s, b, row, col, packed_depth, wd);
     float depth = 0.0f, n[3] = {0.0f, 0.0f, 0.0f}, rgb[3] = {0.0f, 0.0f, 0.0f};
+    if (dface >= 0) {
+        const int* fv = s.faces + dface * 3;
+        const float* db = s.vdepth + (long long)b * s.num_verts;
+        depth = wd[0] * db[fv[0]] + wd[1] * db[fv[1]] + wd[2] * db[fv[2]];
+    }
     if (face >= 0) {
         const int* fv = s.faces + face * 3;
         const int* fu = s.uv_faces + face * 3;
-        const float* db = s.vdepth + (long long)b * s.num_verts;
         const float* nb = s.normals + (long long)b * s.num_verts * 3;
-        depth = w[0] * db[fv[0]] + w[1] * db[fv[1]] + w[2] * db[fv[2]];
         for (int ch = 0; ch < 3; ++ch)
             n[ch] = w[0] * nb[fv[0] * 3 + ch] + w[1] * nb[fv[1] * 3 + ch] + w[2] * nb[fv[2] * 3 + ch];
         const float u = w[0] * s.uvs[fu[0] * 2] + w[1] * s.uvs[fu[1] * 2] + w[2] * s.uvs[fu[2] * 2];

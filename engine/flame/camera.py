@@ -49,10 +49,15 @@ class OrthoCamera:
         x = -X_s, y = -Y_s with X_s = x/size*2 - 1 (spec §4.2); z = z_t - min(z_t) + 10 + 10 per
         frame: render_depth adds 10 in place, forward adds another 10 (spec §3.6).
         """
-        x, y, z_t = self.to_image_pixels(verts)
+        x, y, _ = self.to_image_pixels(verts)
         n = np.float32(self.image_size)
         xs = x / n * 2 - 1
         ys = y / n * 2 - 1
-        z = z_t - z_t.min(axis=-1, keepdims=True)
-        z = (z + np.float32(10)) + np.float32(10)
+        z = self.depth_pass_z(verts) + np.float32(10)
         return np.stack([-xs, -ys, z], axis=-1).astype(np.float32)
+
+    def depth_pass_z(self, verts: np.ndarray) -> np.ndarray:
+        """(B, V) z of the depth map's own visibility pass: z_t - min(z_t) + 10 per frame (render_depth's
+        in-place +10; the main pass adds another 10, spec §3.6 / §7)."""
+        _, _, z_t = self.to_image_pixels(verts)
+        return ((z_t - z_t.min(axis=-1, keepdims=True)) + np.float32(10)).astype(np.float32)

@@ -10,7 +10,7 @@ from engine.guidance.kernel_outputs import KernelOutputSpec
 _c_int = ctypes.c_int
 _ptr = ctypes.c_void_p
 
-SCENE_ARRAYS = ("verts", "normals", "vdepth", "faces", "uv_faces", "uvs", "albedo", "sh")
+SCENE_ARRAYS = ("verts", "normals", "vdepth", "faces", "uv_faces", "uvs", "albedo", "sh", "depth_z")
 TARGET_ARRAYS = ("depth", "normal", "render", "alpha", "pix_to_face", "bary")
 
 
@@ -43,9 +43,10 @@ def make_scene_struct(
     tex_h: int,
     tex_w: int,
 ) -> RasterSceneStruct:
-    """pointers: address of each array in SCENE_ARRAYS (contract layouts, C-contiguous)."""
+    """pointers: address of each array in SCENE_ARRAYS (contract layouts, C-contiguous); depth_z may be
+    absent or None (the depth map then comes from the main visibility pass)."""
     return RasterSceneStruct(
-        *(pointers[name] for name in SCENE_ARRAYS),
+        *(pointers[name] if name != "depth_z" else pointers.get(name) for name in SCENE_ARRAYS),
         batch, num_verts, num_faces, num_uvs, height, width, tex_h, tex_w,
     )
 

@@ -132,11 +132,11 @@ class CudaGuidanceKernel:
         """Enqueues z-buffer clear, visibility and resolve on `stream` (asynchronous).
 
         scene/targets hold *device* pointers (kernel_abi.make_scene_struct/make_targets_struct);
-        zbuf_ptr: device buffer of batch*height*width uint64 (scratch, cleared here)."""
+        zbuf_ptr: device buffer of 2*batch*height*width uint64, main then depth pass (scratch, cleared here)."""
         d = self.driver
         hstream = _stream(d, stream)
         pixels = scene.batch * scene.height * scene.width
-        _check(d, "z-buffer clear", d.cuMemsetD8Async(zbuf_ptr, 0xFF, pixels * 8, hstream))
+        _check(d, "z-buffer clear", d.cuMemsetD8Async(zbuf_ptr, 0xFF, 2 * pixels * 8, hstream))
         zbuf = ctypes.c_uint64(zbuf_ptr)
         vis_args = (ctypes.c_void_p * 2)(ctypes.addressof(scene), ctypes.addressof(zbuf))
         _check(d, "visibility launch", d.cuLaunchKernel(
@@ -186,7 +186,7 @@ class DeviceBatch:
         host_in = scene_arrays(inputs)
         host_out = allocate_host_maps(spec, inputs.batch_size, inputs.height, inputs.width)
         sizes = {k: a.nbytes for k, a in {**host_in, **host_out}.items()}
-        sizes["zbuf"] = inputs.batch_size * inputs.height * inputs.width * 8
+        sizes["zbuf"] = 2 * inputs.batch_size * inputs.height * inputs.width * 8  # main + depth pass
         buffers: dict[str, Any] = {}
         try:
             for name, nbytes in sizes.items():

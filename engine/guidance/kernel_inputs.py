@@ -41,12 +41,13 @@ def checked_raster_inputs(inputs: RasterInputs) -> RasterInputs:
         for name in ("verts_ndc", "vert_normals", "vert_depth", "faces", "uv_faces", "uvs",
                      "albedo", "sh_light")
     }
-    return RasterInputs(**fields, height=int(inputs.height), width=int(inputs.width))
+    depth_z = None if inputs.depth_z is None else np.ascontiguousarray(inputs.depth_z)
+    return RasterInputs(**fields, depth_z=depth_z, height=int(inputs.height), width=int(inputs.width))
 
 
 def scene_arrays(inputs: RasterInputs) -> dict[str, np.ndarray]:
-    """The contract arrays under the kernel ABI's names (kernel_abi.SCENE_ARRAYS)."""
-    return {
+    """The contract arrays under the kernel ABI's names (kernel_abi.SCENE_ARRAYS); depth_z only if set."""
+    arrays = {
         "verts": inputs.verts_ndc,
         "normals": inputs.vert_normals,
         "vdepth": inputs.vert_depth,
@@ -56,6 +57,9 @@ def scene_arrays(inputs: RasterInputs) -> dict[str, np.ndarray]:
         "albedo": inputs.albedo,
         "sh": inputs.sh_light,
     }
+    if inputs.depth_z is not None:
+        arrays["depth_z"] = inputs.depth_z
+    return arrays
 
 
 def scene_dims(inputs: RasterInputs) -> dict[str, int]:

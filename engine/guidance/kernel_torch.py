@@ -44,6 +44,13 @@ def render_guidance_torch(kernel: CudaGuidanceKernel, tensors: dict, height: int
         t = t.contiguous()
         keep.append(t)
         pointers[abi_name] = t.data_ptr()
+    depth_z = tensors.get("depth_z")  # optional: z of the depth pass (spec §7)
+    if depth_z is not None:
+        if depth_z.device != device or depth_z.dtype != torch.float32 or depth_z.dim() != 2:
+            raise InputError(f"render_guidance_torch: depth_z must be a 2-D float32 tensor on {device}")
+        depth_z = depth_z.contiguous()
+        keep.append(depth_z)
+        pointers["depth_z"] = depth_z.data_ptr()
     verts, faces, uvs, albedo = (tensors[k] for k in ("verts_ndc", "faces", "uvs", "albedo"))
     batch, num_verts = int(verts.shape[0]), int(verts.shape[1])
     if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= num_verts):
@@ -61,7 +68,7 @@ def render_guidance_torch(kernel: CudaGuidanceKernel, tensors: dict, height: int
         for name, (shape, dt) in spec.shapes(batch, height, width).items()
     }
     targets = make_targets_struct({k: t.data_ptr() for k, t in out.items()}, spec)
-    zbuf = torch.empty(batch * height * width, dtype=torch.int64, device=device)
+    zbuf = torch.empty(2 * batch * height * width, dtype=torch.int64, device=device)  # main + depth pass
     stream = torch.cuda.current_stream(device)
     kernel.launch(scene, targets, zbuf.data_ptr(), stream.cuda_stream)
     return out

@@ -25,6 +25,9 @@ class RasterInputs:
     uvs:          (U, 2) float32 (u, v) as in the obj (v up).
     albedo:       (3, 256, 256) float32 RGB albedo of the source (§4.5), shared by the batch.
     sh_light:     (B, 9, 3) float32 SH coefficients [band, rgb].
+    depth_z:      (B, V) float32 z of the depth map's own visibility pass, z_t - min(z_t) + 10 (§7:
+                  upstream rasterises depth at +10, normal and render at +20; the winners differ
+                  on tiny triangles). None: the depth map comes from the main pass (test scenes).
     """
 
     verts_ndc: np.ndarray
@@ -35,6 +38,7 @@ class RasterInputs:
     uvs: np.ndarray
     albedo: np.ndarray
     sh_light: np.ndarray
+    depth_z: np.ndarray | None = None
     height: int = 512
     width: int = 512
 
@@ -56,6 +60,8 @@ class RasterInputs:
             "albedo": ((3, self.albedo.shape[1], self.albedo.shape[2]), np.float32),
             "sh_light": ((b, 9, 3), np.float32),
         }
+        if self.depth_z is not None:
+            expected["depth_z"] = ((b, v), np.float32)
         for name, (shape, dtype) in expected.items():
             arr = getattr(self, name)
             if arr.shape != shape or arr.dtype != dtype:
@@ -115,6 +121,7 @@ def prepare_raster_inputs(
         uvs=np.ascontiguousarray(uvs, np.float32),
         albedo=np.ascontiguousarray(albedo, np.float32),
         sh_light=np.ascontiguousarray(light, np.float32),
+        depth_z=camera.depth_pass_z(verts_world),
         height=int(height),
         width=int(width),
     )

@@ -3,6 +3,8 @@
 Implements spec guidance_maps.md §4 / §7 in float32 numpy, in the contract's operation order:
 rasterisation in pytorch3d's conventions (engine/mesh/raster.py); bilinear align_corners=False
 albedo fetch; 2nd-order SH shading.
+Two visibility passes as upstream (§7): depth from its own pass at z_t - min + 10, normal and render
+from the pass at +20 (engine.mesh.raster.rasterize with depth_z).
 """
 from __future__ import annotations
 
@@ -69,15 +71,22 @@ def render_reference(inputs: RasterInputs) -> GuidanceMaps:
     p2f = np.full((b, h, w), -1, np.int32)
     bary = np.zeros((b, h, w, 3), F32)
     for i in range(b):
-        p2f[i], bary[i] = rasterize(inputs.verts_ndc[i], inputs.faces, h, w)
+        if inputs.depth_z is None:
+            p2f[i], bary[i] = rasterize(inputs.verts_ndc[i], inputs.faces, h, w)
+            d_p2f, d_bary = p2f[i], bary[i]
+        else:
+            (p2f[i], bary[i]), (d_p2f, d_bary) = rasterize(inputs.verts_ndc[i], inputs.faces, h, w,
+                                                           inputs.depth_z[i])
+        d_rows, d_cols = np.nonzero(d_p2f >= 0)
+        d = interpolate(inputs.vert_depth[i][:, None], inputs.faces[d_p2f[d_rows, d_cols]],
+                        d_bary[d_rows, d_cols])
+        depth[i, 0, d_rows, d_cols] = d[:, 0]
         rows, cols = np.nonzero(p2f[i] >= 0)
         face = p2f[i, rows, cols]
         wts = bary[i, rows, cols]
-        d = interpolate(inputs.vert_depth[i][:, None], inputs.faces[face], wts)
         n = interpolate(inputs.vert_normals[i], inputs.faces[face], wts)
         uv = interpolate(inputs.uvs, inputs.uv_faces[face], wts)
         rgb = sample_albedo(inputs.albedo, uv) * sh_shading(n, inputs.sh_light[i])
-        depth[i, 0, rows, cols] = d[:, 0]
         normal[i][:, rows, cols] = n.T
         render[i][:, rows, cols] = rgb.T
         alpha[i, 0, rows, cols] = 1

@@ -32,14 +32,40 @@ def _pixel_range(lo: np.ndarray, hi: np.ndarray, size: int) -> tuple[np.ndarray,
     return np.clip(first, 0, size).astype(np.int64), np.clip(last, -1, size - 1).astype(np.int64)
 
 
-def rasterize(verts_ndc: np.ndarray, faces: np.ndarray, height: int, width: int):
-    """One frame: (V, 3) pytorch3d-space verts -> pix_to_face (H, W) int32, bary (H, W, 3)."""
+class _ZPass:
+    """One visibility pass's z-buffer: min z wins, lowest face id on exact ties."""
+
+    def __init__(self, pixels: int):
+        self.zbuf = np.full(pixels, np.inf, F32)
+        self.p2f = np.full(pixels, -1, np.int32)
+        self.bary = np.zeros((pixels, 3), F32)
+
+    def offer(self, pix, pz, f, w) -> None:
+        order = np.lexsort((f, pz, pix))  # per pixel: nearest first, then lowest face id
+        pix, pz, f, w = pix[order], pz[order], f[order], w[order]
+        first = np.ones(len(pix), bool)
+        first[1:] = pix[1:] != pix[:-1]
+        pix, pz, f, w = pix[first], pz[first], f[first], w[first]
+        # earlier chunks hold lower face ids: replace only on strictly smaller z
+        win = pz < self.zbuf[pix]
+        pix = pix[win]
+        self.zbuf[pix], self.p2f[pix], self.bary[pix] = pz[win], f[win], w[win]
+
+
+def rasterize(verts_ndc: np.ndarray, faces: np.ndarray, height: int, width: int, depth_z: np.ndarray | None = None):
+    """One frame: (V, 3) pytorch3d-space verts -> pix_to_face (H, W) int32, bary (H, W, 3).
+
+    With depth_z (V,) (the depth pass's z), returns ((p2f, bary) of the main pass, (p2f, bary) of the
+    depth pass): same candidates and barycentrics, each pass with its own z-test."""
     tri = verts_ndc[faces].astype(F32)  # (T, 3 corners, 3)
     x0, y0, z0 = tri[:, 0, 0], tri[:, 0, 1], tri[:, 0, 2]
     x1, y1, z1 = tri[:, 1, 0], tri[:, 1, 1], tri[:, 1, 2]
     x2, y2, z2 = tri[:, 2, 0], tri[:, 2, 1], tri[:, 2, 2]
+    zd = None if depth_z is None else np.asarray(depth_z, F32)[faces]  # (T, 3)
     area = edge(x2, y2, x0, y0, x1, y1)
-    usable = (tri[:, :, 2].min(axis=1) >= EPS) & (np.abs(area) > EPS)
+    main_ok = tri[:, :, 2].min(axis=1) >= EPS
+    depth_ok = main_ok if zd is None else zd.min(axis=1) >= EPS
+    usable = (main_ok | depth_ok) & (np.abs(area) > EPS)
     area_e = area + EPS
 
     c_first, c_last = _pixel_range(tri[:, :, 0].min(1), tri[:, :, 0].max(1), width)
@@ -49,9 +75,7 @@ def rasterize(verts_ndc: np.ndarray, faces: np.ndarray, height: int, width: int)
     counts = np.where(usable, n_cols * n_rows, 0)
 
     xs, ys = pixel_centres(width), pixel_centres(height)
-    zbuf = np.full(height * width, np.inf, F32)
-    p2f = np.full(height * width, -1, np.int32)
-    bary = np.zeros((height * width, 3), F32)
+    main, depth = _ZPass(height * width), (None if zd is None else _ZPass(height * width))
 
     for faces_idx in _chunks(counts):
         cnt = counts[faces_idx]
@@ -65,23 +89,21 @@ def rasterize(verts_ndc: np.ndarray, faces: np.ndarray, height: int, width: int)
         w0 = edge(px, py, x1[f], y1[f], x2[f], y2[f]) / ae
         w1 = edge(px, py, x2[f], y2[f], x0[f], y0[f]) / ae
         w2 = edge(px, py, x0[f], y0[f], x1[f], y1[f]) / ae
-        pz = w0 * z0[f] + w1 * z1[f] + w2 * z2[f]
-        keep = (w0 > 0) & (w1 > 0) & (w2 > 0) & (pz >= 0)
-        if not keep.any():
+        inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+        if not inside.any():
             continue
-        pix = row[keep] * width + col[keep]
-        pz, f = pz[keep], f[keep]
-        w = np.stack([w0[keep], w1[keep], w2[keep]], axis=1)
-        order = np.lexsort((f, pz, pix))  # per pixel: nearest first, then lowest face id
-        pix, pz, f, w = pix[order], pz[order], f[order], w[order]
-        first = np.ones(len(pix), bool)
-        first[1:] = pix[1:] != pix[:-1]
-        pix, pz, f, w = pix[first], pz[first], f[first], w[first]
-        # earlier chunks hold lower face ids: replace only on strictly smaller z
-        win = pz < zbuf[pix]
-        pix = pix[win]
-        zbuf[pix], p2f[pix], bary[pix] = pz[win], f[win], w[win]
-    return p2f.reshape(height, width), bary.reshape(height, width, 3)
+        pix = row * width + col
+        w = np.stack([w0, w1, w2], axis=1)
+        passes = [(main, main_ok, (z0[f], z1[f], z2[f]))]
+        if depth is not None:
+            passes.append((depth, depth_ok, (zd[f, 0], zd[f, 1], zd[f, 2])))
+        for zpass, ok, (za, zb, zc) in passes:
+            pz = w0 * za + w1 * zb + w2 * zc
+            keep = inside & ok[f] & (pz >= 0)
+            if keep.any():
+                zpass.offer(pix[keep], pz[keep], f[keep], w[keep])
+    shaped = [(p.p2f.reshape(height, width), p.bary.reshape(height, width, 3)) for p in (main, depth) if p]
+    return shaped[0] if depth is None else tuple(shaped)
 
 
 def _chunks(counts: np.ndarray):

@@ -30,8 +30,8 @@ class NoiseBackend(FrameLocalBackend):
 
 @pytest.fixture
 def fake_backend(monkeypatch):
-    import engine.runtime.cli_support as cli_support
-    monkeypatch.setattr(cli_support, "build_backend", lambda args: (NoiseBackend(), 64, True))
+    import engine.cli.streaming as streaming
+    monkeypatch.setattr(streaming, "build_backend", lambda args: (NoiseBackend(), 64))
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_source_failing_mid_stream_exits_1_with_a_valid_shorter_video(inputs, fa
 SLOW_RUN = """
 import sys, time
 sys.path.insert(0, {tests!r})
-import engine.runtime.cli_support as cli_support
+import engine.cli.streaming as streaming
 from test_cli_failures import NoiseBackend
 
 class Slow(NoiseBackend):
@@ -103,7 +103,7 @@ class Slow(NoiseBackend):
         time.sleep(0.3)
         return super().denoise(*args)
 
-cli_support.build_backend = lambda args: (Slow(), 64, True)
+streaming.build_backend = lambda args: (Slow(), 64)
 from engine.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -51,7 +51,7 @@ def test_read_errors_name_the_problem(tmp_path):
     with pytest.raises(InputError, match="frame counts differ"):
         read_guidance_folders(tmp_path)
     (tmp_path / "normal/frame_0002.png").write_bytes(b"definitely not a png")
-    with pytest.raises(InputError, match="frame_0002.png: unreadable"):
+    with pytest.raises(InputError, match="frame_0002.png: not a readable image"):
         read_guidance_folders(tmp_path)
     with pytest.raises(InputError, match="guidance folder missing"):
         read_guidance_folders(tmp_path / "elsewhere")

@@ -18,11 +18,11 @@ from engine.io.images import read_rgb_image
 
 @pytest.fixture
 def no_model(monkeypatch):
-    import engine.runtime.cli_support as cli_support
+    import engine.cli.streaming as streaming
 
     def refuse(*_):
         raise AssertionError("a model was loaded before the input was checked")
-    monkeypatch.setattr(cli_support, "build_backend", refuse)
+    monkeypatch.setattr(streaming, "build_backend", refuse)
 
 
 @pytest.fixture

@@ -33,12 +33,12 @@ def inputs(tmp_path):
 @pytest.fixture
 def no_model(monkeypatch):
     """Any model load fails the test: refusals must come before it."""
-    import engine.runtime.cli_support as cli_support
+    import engine.cli.streaming as streaming
 
     def refuse(*_):
         raise AssertionError("a model was loaded before the outputs were checked")
-    monkeypatch.setattr(cli_support, "build_backend", refuse)
-    monkeypatch.setattr("engine.cli.common.load_model", refuse)
+    monkeypatch.setattr(streaming, "build_backend", refuse)
+    monkeypatch.setattr("engine.backends.registry.open_backend", refuse)
 
 
 def animate(d, *extra):

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from cli_inputs import write_cli_inputs
 from engine.cli import main
 from test_runtime_fakes import FrameLocalBackend
 
@@ -36,12 +36,7 @@ def fake_backend(monkeypatch):
 
 @pytest.fixture
 def inputs(tmp_path):
-    from engine.guidance.folders import write_guidance_folders
-    rng = np.random.default_rng(2)
-    write_guidance_folders(tmp_path / "guidance",
-                           {t: rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8) for t in ("depth", "normal", "render")})
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "portrait.png")
-    return tmp_path
+    return write_cli_inputs(tmp_path, frames=8, seed=2)
 
 
 def animate(d, *extra):

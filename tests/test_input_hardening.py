@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cli_inputs import refuse_model_loads, write_cli_inputs
 from engine.cli import main
 from engine.errors import CheckpointError, InputError
 from engine.io.images import read_rgb_image
@@ -18,21 +19,12 @@ from engine.io.images import read_rgb_image
 
 @pytest.fixture
 def no_model(monkeypatch):
-    import engine.cli.streaming as streaming
-
-    def refuse(*_):
-        raise AssertionError("a model was loaded before the input was checked")
-    monkeypatch.setattr(streaming, "build_backend", refuse)
+    refuse_model_loads(monkeypatch)
 
 
 @pytest.fixture
 def inputs(tmp_path):
-    from engine.guidance.folders import write_guidance_folders
-    rng = np.random.default_rng(1)
-    write_guidance_folders(tmp_path / "guidance",
-                           {t: rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8) for t in ("depth", "normal", "render")})
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "portrait.png")
-    return tmp_path
+    return write_cli_inputs(tmp_path, frames=2, seed=1)
 
 
 def last_error(capsys) -> str:
@@ -186,10 +178,12 @@ def test_numeric_options_are_checked_at_parse_time(inputs, no_model, capsys, opt
 
 
 @pytest.mark.parametrize("argv", [
-    ["demo", "--frames", "0"], ["demo", "--fps", "nan"], ["live", "--source", "p.png", "--video", "v.mp4", "--size", "12"],
+    ["demo", "--frames", "0"], ["demo", "--fps", "nan"],
+    ["live", "--source", "p.png", "--video", "v.mp4", "--size", "12"],
     ["track", "--driving", "d", "--source", "s", "--out", "o.npz", "--batch-size", "0"],
     ["render-guidance", "--flame", "f.npz", "--out", "o", "--batch-size", "-1"],
-    ["build", "--onnx", "x", "--out", "y", "--workspace-gib", "nan"], ["build", "--onnx", "x", "--out", "y", "--opt-level", "9"],
+    ["build", "--onnx", "x", "--out", "y", "--workspace-gib", "nan"],
+    ["build", "--onnx", "x", "--out", "y", "--opt-level", "9"],
 ])
 def test_numeric_options_of_every_command(argv, capsys):
     with pytest.raises(SystemExit) as done:
@@ -270,5 +264,6 @@ def _portrait(tmp_path):
 
 def _guidance(tmp_path):
     from engine.guidance.folders import write_guidance_folders
-    write_guidance_folders(tmp_path / "g", {t: np.zeros((1, 64, 64, 3), np.uint8) for t in ("depth", "normal", "render")})
+    write_guidance_folders(tmp_path / "g", {t: np.zeros((1, 64, 64, 3), np.uint8)
+                                            for t in ("depth", "normal", "render")})
     return tmp_path / "g"

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from cli_inputs import refuse_model_loads, write_cli_inputs
 from engine.cli import main
 from engine.errors import InputError
 from engine.io.atomic import atomic_file
@@ -20,25 +21,12 @@ SIZE = 128
 
 @pytest.fixture
 def inputs(tmp_path):
-    from PIL import Image
-
-    from engine.guidance.folders import write_guidance_folders
-    rng = np.random.default_rng(0)
-    write_guidance_folders(tmp_path / "guidance",
-                           {t: rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8) for t in ("depth", "normal", "render")})
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "portrait.png")
-    return tmp_path
+    return write_cli_inputs(tmp_path, frames=3, seed=0)
 
 
 @pytest.fixture
 def no_model(monkeypatch):
-    """Any model load fails the test: refusals must come before it."""
-    import engine.cli.streaming as streaming
-
-    def refuse(*_):
-        raise AssertionError("a model was loaded before the outputs were checked")
-    monkeypatch.setattr(streaming, "build_backend", refuse)
-    monkeypatch.setattr("engine.backends.registry.open_backend", refuse)
+    refuse_model_loads(monkeypatch)
 
 
 def animate(d, *extra):

@@ -29,41 +29,30 @@ def int_in(low: int, high: int):
     return parse
 
 
-def _finite(text: str) -> float:
+def _float_above(low: float, inclusive: bool):
+    """A finite float > low (>= low if inclusive)."""
+    relation = ">=" if inclusive else ">"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected a finite number {relation} {low:g}, got {text!r}")
+        return value
+    parse.__name__ = f"number {relation} {low:g}"
+    return parse
+
+
+def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = _finite(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    try:
-        value = _finite(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        return _finite(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
 
 
 def image_size(text: str) -> int:
@@ -79,3 +68,5 @@ def image_size(text: str) -> int:
 
 positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
+positive_float = _float_above(0.0, inclusive=False)
+nonnegative_float = _float_above(0.0, inclusive=True)

@@ -35,8 +35,10 @@ def register(sub) -> None:
     p.add_argument("--fps", type=positive_float, default=25.0, help="frame rate of a frame folder (default 25)")
     p.add_argument("--smooth", action="store_true",
                    help="One-Euro smoothing of pose/expression/jaw (off by default: upstream has none)")
-    p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0, help="One-Euro min cutoff in Hz (default 1.0)")
-    p.add_argument("--smooth-beta", type=nonnegative_float, default=0.05, help="One-Euro speed coefficient (default 0.05)")
+    p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0,
+                   help="One-Euro min cutoff in Hz (default 1.0)")
+    p.add_argument("--smooth-beta", type=nonnegative_float, default=0.05,
+                   help="One-Euro speed coefficient (default 0.05)")
     p.add_argument("--device", default="cpu", help="torch device for the encoders (default cpu)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for the encoders (default with --device cpu: all cores but one, "

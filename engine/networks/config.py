@@ -154,7 +154,8 @@ def tiny_config() -> ModelConfig:
 def _known(fields: dict[str, Any], allowed: set[str], source: str) -> None:
     unknown = sorted(set(fields) - allowed)
     if unknown:
-        raise InputError(f"{source}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}")
+        raise InputError(f"{source}: unknown field(s) {', '.join(unknown)}; "
+                         f"expected some of {', '.join(sorted(allowed))}")
 
 
 def _dataclass_from(kind, fields: Any, source: str):

@@ -54,13 +54,12 @@ class FolderSink(FrameSink):
         self.folder.abort()
 
 
-class GridSink(FrameSink):
+class GridSink(VideoSink):
     """A side-by-side video written frame by frame: source | depth | normal | render | output. The maps
     come from a RecordingSource, which forgets each frame's maps once it is written here."""
 
     def __init__(self, path, fps: float, source_image: np.ndarray, recorder, overwrite: bool = False):
-        from engine.io.video_writer import VideoWriter
-        self.writer = VideoWriter(path, fps, overwrite=overwrite)
+        super().__init__(path, fps, overwrite=overwrite)
         self.source_image, self.recorder = source_image, recorder
         self._tile = None
 
@@ -73,12 +72,6 @@ class GridSink(FrameSink):
         maps = self.recorder.take(index)
         tiles = [self._tile] + [resize_frames(maps[t][None], (w, h))[0] for t in GUIDANCE_TYPES] + [frame]
         self.writer.write(np.concatenate(tiles, axis=1))
-
-    def close(self, interrupted: bool = False) -> None:
-        self.writer.close()
-
-    def abort(self) -> None:
-        self.writer.abort()
 
 
 def display_available() -> bool:

@@ -13,7 +13,8 @@ from engine.weights.layout import WeightsLayout
 from engine.weights.torch_file import tensor_shapes
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.weight$")
-_MOTION = re.compile(r"^(.*?motion_modules\.\d+\.temporal_transformer\.transformer_blocks\.0\.)attention_blocks\.(\d+)\.")
+_MOTION = re.compile(r"^(.*?motion_modules\.\d+\.temporal_transformer\.transformer_blocks\.0\.)"
+                     r"attention_blocks\.(\d+)\.")
 
 
 def guidance_sizes(shapes: dict[str, tuple[int, ...]], source: str) -> dict:

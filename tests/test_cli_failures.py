@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from cli_inputs import write_cli_inputs
+from helpers.cli_inputs import write_cli_inputs
 from engine.cli import main
-from test_runtime_fakes import FrameLocalBackend
+from helpers.runtime_fakes import FrameLocalBackend
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -198,7 +198,7 @@ def test_broken_onnx_exports_are_one_line(inputs, tmp_path, capsys, kind, needle
 
 
 def test_tensorrt_on_a_host_without_gpu_is_one_line(inputs, tmp_path, capsys, monkeypatch):
-    from test_backends_fake_cuda import install
+    from helpers.fake_cuda import install
     cudart = install(monkeypatch)
     monkeypatch.setattr(cudart, "cudaGetDeviceCount", lambda: (100, 0), raising=False)
     rc = main(["animate", "--source", str(inputs / "portrait.png"), "--guidance", str(inputs / "guidance"),

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_inputs import refuse_model_loads, write_cli_inputs
+from helpers.cli_inputs import refuse_model_loads, write_cli_inputs
 from engine.cli import main
 from engine.errors import CheckpointError, InputError
 from engine.io.images import read_rgb_image

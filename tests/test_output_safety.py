@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from cli_inputs import refuse_model_loads, write_cli_inputs
+from helpers.cli_inputs import refuse_model_loads, write_cli_inputs
 from engine.cli import main
 from engine.errors import InputError
 from engine.io.atomic import atomic_file

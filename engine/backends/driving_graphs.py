@@ -3,11 +3,9 @@
 SMIRK — on ONNX Runtime, without torch. I/O names come from engine/graphs/."""
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 
-from engine.backends.ort_backend import providers_for
+from engine.backends.ort_backend import open_session, providers_for
 from engine.errors import CheckpointError
 from engine.graph_specs import read_export_manifest
 from engine.graphs import deca_coarse_encoder as deca
@@ -30,8 +28,7 @@ class OrtDrivingEncoder:
             opts.intra_op_num_threads = threads
         providers = providers_for(device)
         self.specs = {n: specs[n] for n in (deca.NAME, smirk.NAME)}
-        self.sessions = {n: ort.InferenceSession(str(pathlib.Path(exported.path(s))), opts, providers=providers)
-                         for n, s in self.specs.items()}
+        self.sessions = {n: open_session(exported.verified_path(s), opts, providers) for n, s in self.specs.items()}
         self.dtype = np.dtype(self.specs[deca.NAME].tensor(deca.CROP).dtype)
 
     def _run(self, name: str, crops: np.ndarray) -> list[np.ndarray]:

@@ -29,6 +29,18 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def open_session(path, options, providers: list[str]):
+    """An onnxruntime session of one graph file; a missing or corrupt file is one CheckpointError."""
+    import onnxruntime as ort
+    if not pathlib.Path(path).is_file():
+        raise CheckpointError(f"{path}: ONNX graph file not found")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf / RuntimeException
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: onnxruntime cannot load this graph ({first}); re-run `mprt export`") from None
+
+
 class OrtBackend(GraphBackend):
     def __init__(self, graphs: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
                  device: str = "cpu", threads: int | None = None):
@@ -44,14 +56,7 @@ class OrtBackend(GraphBackend):
         for name, (spec, path) in graphs.items():
             if name not in self.specs:
                 continue  # not a graph this backend runs (e.g. a driving encoder)
-            if not pathlib.Path(path).is_file():
-                raise CheckpointError(f"{path}: ONNX graph file not found")
-            try:
-                self.sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
-            except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf / RuntimeException
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise CheckpointError(f"{path}: onnxruntime cannot load this graph ({first}); "
-                                      "re-run `mprt export`") from None
+            self.sessions[name] = open_session(path, opts, providers)
         self.text = np.asarray(text_embedding).astype(self.dtype)
         self.info = self._backend_info("onnxruntime", providers[0],
                                        concurrent_calls=providers[0] == "CPUExecutionProvider")

@@ -162,7 +162,8 @@ def test_grid_is_streamed_not_kept(inputs, tmp_path):
 def _fake_export(tmp_path, sha_of=None, drop_key=None):
     """An export.json for the tiny model whose graph files are garbage (and hashes match them unless
     sha_of says otherwise)."""
-    from engine.graph_specs import AxisRange, ExportPlan, build_specs
+    from engine.graph_specs import AxisRange, ExportPlan
+    from engine.graphs import build_specs
     from engine.networks.config import tiny_config
     plan = ExportPlan(image_size=(128, 128), frames=AxisRange(1, 4, 8))
     specs = build_specs(tiny_config(), plan)
@@ -209,7 +210,8 @@ def test_tensorrt_on_a_host_without_gpu_is_one_line(inputs, tmp_path, capsys, mo
 
 def test_engine_manifest_missing_an_inner_key_is_refused_when_read(tmp_path):
     from engine.engine_manifest import EngineManifestError, read_manifest
-    from engine.graph_specs import AxisRange, ExportPlan, build_specs
+    from engine.graph_specs import AxisRange, ExportPlan
+    from engine.graphs import build_specs
     from engine.networks.config import tiny_config
     spec = build_specs(tiny_config(), ExportPlan(image_size=(128, 128), frames=AxisRange(1, 4, 8)))[0]
     manifest = {"format": 1, "graph": spec.to_json(), "io": [], "tensorrt": {"module": "tensorrt", "version": "10"},

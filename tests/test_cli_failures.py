@@ -201,6 +201,9 @@ def test_broken_onnx_exports_are_one_line(inputs, tmp_path, capsys, kind, needle
 def test_tensorrt_on_a_host_without_gpu_is_one_line(inputs, tmp_path, capsys, monkeypatch):
     from helpers.fake_cuda import install
     cudart = install(monkeypatch)
+    import importlib.machinery
+    for name in ("tensorrt", "cuda", "cuda.bindings", "cuda.bindings.runtime"):  # torch's lazy imports look for specs
+        sys.modules[name].__spec__ = importlib.machinery.ModuleSpec(name, None)
     monkeypatch.setattr(cudart, "cudaGetDeviceCount", lambda: (100, 0), raising=False)
     rc = main(["animate", "--source", str(inputs / "portrait.png"), "--guidance", str(inputs / "guidance"),
                "--out", str(tmp_path / "o.mp4"), "--backend", "tensorrt", "--engines", str(tmp_path)])

@@ -43,6 +43,10 @@ class MagicPortraitModel:
     report: LoadReport
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
+    tiny_decoder: torch.nn.Module | None = None  # a TAESD-format decoder used instead of the VAE's
+    decoder_name: str = "vae"
+    denoiser: str = "teacher"  # or a distilled student's description (engine.weights.student.use_student)
+    root: pathlib.Path | None = None  # the weights folder (where 'auto' looks for student/ and tiny_decoder/)
 
     @classmethod
     def from_weights(cls, root: str | pathlib.Path, device: str | torch.device = "cpu",
@@ -63,6 +67,7 @@ class MagicPortraitModel:
             vae_decoder=VaeDecoder(autoencoder, config.latent_scale),
             text_embedding=text_embedding,
             report=report,
+            root=pathlib.Path(root),
         )
         return model.to(device, dtype)
 
@@ -75,7 +80,31 @@ class MagicPortraitModel:
 
     def networks(self) -> list[torch.nn.Module]:
         return [self.reference_unet, self.denoising_unet, self.guidance_encoders, self.vae_encoder,
-                self.vae_decoder]
+                self.vae_decoder] + ([self.tiny_decoder] if self.tiny_decoder is not None else [])
+
+    def set_decoder(self, net: torch.nn.Module | None, name: str) -> None:
+        """Decode with `net` (latents -> [0,1] images, like VaeDecoder) instead of the VAE; None: the VAE."""
+        self.tiny_decoder = net.to(self.device, self.dtype).eval().requires_grad_(False) if net is not None else None
+        self.decoder_name = name if net is not None else "vae"
+
+    def use_variants(self, student: str | None = None, decoder: str | None = None) -> None:
+        """--student (None / 'none': the teacher; 'auto': ROOT/student/student.safetensors if present; a
+        file) and --decoder (None / 'vae'; 'auto': ROOT/tiny_decoder if present; 'taesd:DIR')."""
+        from engine.weights.student import resolve_student, use_student
+        from engine.weights.tiny_decoder import decoder_module, find_tiny_decoder, parse_decoder_option
+        path = resolve_student(student, self.root)
+        if path is not None:
+            use_student(self, path)
+        kind, folder = parse_decoder_option(decoder)
+        if kind == "auto":
+            folder = find_tiny_decoder(self.root)
+        net, name, _ = decoder_module("taesd" if folder else "vae", folder)
+        self.set_decoder(net, name)
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        """The decoder `decode` runs: the tiny decoder if one is set, else the VAE's."""
+        return self.tiny_decoder if self.tiny_decoder is not None else self.vae_decoder
 
     @property
     def latent_scale_factor(self) -> int:
@@ -111,7 +140,7 @@ class MagicPortraitModel:
     def decode(self, latents: torch.Tensor, batch: int = 1) -> np.ndarray:
         """(1,4,F,h,w) -> (F,H,W,3) uint8, one frame at a time like upstream."""
         frames = latents[0].transpose(0, 1)
-        images = [self.vae_decoder(frames[i:i + batch]) for i in range(0, frames.shape[0], batch)]
+        images = [self.decoder(frames[i:i + batch]) for i in range(0, frames.shape[0], batch)]
         x = torch.cat(images).permute(0, 2, 3, 1).float().cpu().numpy()
         return (x * 255).astype(np.uint8)  # truncation, as upstream's save_videos_grid
 

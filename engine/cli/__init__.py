@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "engine.cli.convert_flame",
     "engine.cli.make_tiny_weights",
     "engine.cli.train",
+    "engine.cli.distill",
+    "engine.cli.distill_decoder",
     "engine.cli.export",
     "engine.cli.build",
 ]

@@ -1,0 +1,1 @@
+"""Few-step consistency distillation of the denoising UNet3D (CFG folded in) and of a tiny decoder."""

@@ -27,6 +27,8 @@ class BackendInfo:
     max_frames: int = 32    # longest window the denoiser accepts
     concurrent_calls: bool = False  # decode may run on another thread during denoise (not on one CUDA stream)
     image_size: int = 512   # the square output size the model / graphs were made for
+    denoiser: str = "teacher"  # or the distilled student's description (engine.weights.student)
+    decoder: str = "vae"       # or the tiny decoder's ("taesd:DIR (width N)")
 
 
 class Backend(abc.ABC):

@@ -37,6 +37,9 @@ class BackendRequest:
     cuda_graphs: bool = True                    # tensorrt: capture CUDA graphs
     threads: int | None = None                  # onnxruntime: intra-op threads
     url: str | None = None                      # triton: "host:port" (HTTP) or "grpc://host:port"
+    student: str | None = None                  # torch: None / "none" = the teacher; "auto" = WEIGHTS/student if
+                                                # present; or a student file (engine.weights.student)
+    decoder: str | None = None                  # torch: None / "vae", "auto" (WEIGHTS/tiny_decoder), "taesd:DIR"
 
 
 def backend_names() -> tuple[str, ...]:
@@ -45,18 +48,24 @@ def backend_names() -> tuple[str, ...]:
 
 def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: str | None = None,
                  precision: str | None = None, cuda_graphs: bool = True, threads: int | None = None,
-                 url: str | None = None) -> Backend:
+                 url: str | None = None, student: str | None = None, decoder: str | None = None) -> Backend:
     """One loaded backend: "torch" (weights; without them the built-in trained model, else the tiny
     random-weight one, announced on stderr), "onnxruntime" (onnx=export dir), "tensorrt" (engines=build dir) or "triton" (url of a server
     serving an `mprt export --triton` repository). The graph backends read
-    the text embedding from `weights` (or the tiny model's). `backend.info.image_size` is its native size."""
+    the text embedding from `weights` (or the tiny model's). `backend.info.image_size` is its native size.
+    student / decoder (torch): a distilled student and a tiny decoder beside the weights or named
+    (engine.weights.student / tiny_decoder); `backend.info.denoiser` / `.decoder` say which run."""
+    if name != "torch" and (student not in (None, "none", "auto") or decoder not in (None, "vae", "auto")):
+        raise InputError(f"--student {student} / --decoder {decoder}: backend {name} runs the graphs it was given "
+                         "(the teacher's UNet and the VAE decoder); a student or tiny decoder runs on --backend torch")
     if name not in OPENERS:
         raise InputError(f"backend {name!r}: expected one of {', '.join(OPENERS)}")
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     module, attribute = OPENERS[name].split(":")
     opener = functools.reduce(getattr, attribute.split("."), importlib.import_module(module))
-    return opener(BackendRequest(weights, onnx, engines, device, precision, cuda_graphs, threads, url))
+    return opener(BackendRequest(weights, onnx, engines, device, precision, cuda_graphs, threads, url,
+                                 student=student, decoder=decoder))
 
 
 def text_embedding_for(request: BackendRequest, backend: str):

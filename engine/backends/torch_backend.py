@@ -19,7 +19,8 @@ class TorchBackend(Backend):
                                 max_frames=model.config.motion.max_frames,
                                 # CPU: decode on a second core while the UNet runs; CUDA serialises anyway
                                 concurrent_calls=model.device.type == "cpu",
-                                image_size=model.config.image_size)
+                                image_size=model.config.image_size, denoiser=model.denoiser,
+                                decoder=model.decoder_name)
 
     @classmethod
     def from_weights(cls, root, device: str = "cpu", dtype: torch.dtype = torch.float32) -> "TorchBackend":
@@ -39,10 +40,12 @@ class TorchBackend(Backend):
         dtype = torch.float16 if request.precision == "fp16" else torch.float32
         given = bool(request.weights)
         root = request.weights if given else default_weights()[0]
-        backend = cls.from_weights(root, device=device, dtype=dtype)
+        from engine.model import MagicPortraitModel
+        model = MagicPortraitModel.from_weights(root, device=device, dtype=dtype)
         if given:
-            print(backend.model.report.summary(), file=sys.stderr)
-        return backend
+            print(model.report.summary(), file=sys.stderr)
+        model.use_variants(request.student, request.decoder)
+        return cls(model)
 
     @torch.no_grad()
     def encode_reference(self, image_rgb_u8: np.ndarray, size: tuple[int, int]):

@@ -9,6 +9,14 @@ def add_model_options(p) -> None:
                    "Without it a tiny random-weight model is used, and the output is noise-like")
     g.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     g.add_argument("--fp16", action="store_true", help="run the networks in float16 (GPU)")
+    g.add_argument("--student", metavar="FILE|auto|none", default=None,
+                   help="distilled few-step student (mprt distill): a file, 'auto' (WEIGHTS/student/student.safetensors "
+                   "if present; the default of the realtime preset) or 'none' (the teacher; other presets' default). "
+                   "A student runs with the consistency scheduler (lcm) and no CFG. Torch backend")
+    g.add_argument("--decoder", metavar="vae|auto|taesd:DIR", default=None,
+                   help="latent decoder: 'vae', 'taesd:DIR' (TAESD-format files: taesd_decoder.safetensors or a "
+                   "diffusers AutoencoderTiny folder, never downloaded) or 'auto' (WEIGHTS/tiny_decoder if present; "
+                   "the default of the realtime preset; the VAE for the others). Torch backend")
 
 
 def add_driving_options(p) -> None:

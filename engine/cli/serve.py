@@ -86,7 +86,7 @@ def build_shared(args, open_model: bool = True):
     portrait, code, motion = builtin_inputs()
     return SharedModel(
         backend=backend, batcher=make_batcher(args, backend) if backend else None, size=args.size or default_size,
-        settings_for=lambda name: stream_settings(argparse.Namespace(**{**vars(args), "preset": name})),
+        settings_for=lambda name: stream_settings(argparse.Namespace(**{**vars(args), "preset": name}), backend),
         head_model=load_head_model(args.head_model), renderer=SerializedRenderer(resolve_backend(args.render_backend)),
         landmarker=landmarker, encoders=encoders, builtin_portrait=portrait, builtin_source=code,
         builtin_motion=motion, description=description, random_encoders=bool(args.random_encoders), seed=args.seed)

@@ -50,7 +50,14 @@ def add_stream_options(p, default_preset: str) -> None:
     o.add_argument("--status", action="store_true", help="print the live status line even when not on a terminal")
 
 
-def stream_settings(args):
+def student_settings(settings, scheduler: str | None = None):
+    """A distilled student: the consistency scheduler (unless --scheduler says otherwise), no CFG
+    (the teacher's CFG is folded into the student)."""
+    import dataclasses
+    return dataclasses.replace(settings, scheduler=scheduler or "lcm", cfg_steps=0).validate()
+
+
+def stream_settings(args, backend=None):
     import dataclasses
 
     from engine.runtime.presets import preset_settings
@@ -60,6 +67,8 @@ def stream_settings(args):
                                window=args.window, overlap=args.overlap, frames_per_stage=args.frames_per_stage)
     if args.cfg_steps is not None and args.cfg_steps < 0:
         settings = dataclasses.replace(settings, cfg_steps=None).validate()
+    if backend is not None and backend.info.denoiser != "teacher":
+        settings = student_settings(settings, args.scheduler)
     return settings
 
 
@@ -69,9 +78,13 @@ def build_backend(args):
     precision = ("fp16" if args.fp16 else "fp32") if args.backend == "torch" else args.precision
     if args.backend == "torch" and args.fp16 and args.device == "cpu":
         raise InputError("--fp16: half precision needs a GPU device (got --device cpu)")
+    from engine.runtime.presets import PRESETS
+    fast = PRESETS[args.preset].prefers_student  # realtime: student and tiny decoder when present
+    student = args.student if args.student is not None else ("auto" if fast else None)
+    decoder = args.decoder if args.decoder is not None else ("auto" if fast else None)
     backend = open_backend(args.backend, weights=args.weights, onnx=args.onnx, engines=args.engines,
                            device=args.device, precision=precision, cuda_graphs=not args.no_cuda_graph,
-                           url=args.triton_url)
+                           url=args.triton_url, student=student, decoder=decoder)
     return backend, backend.info.image_size
 
 
@@ -103,15 +116,17 @@ def run_stream(args, backend, size: int, portrait, source, sinks, noise=None) ->
         if args.report:
             from engine.io.video_writer import check_output_path
             check_output_path(args.report, args.overwrite)
-        settings = stream_settings(args)
+        settings = stream_settings(args, backend)
         runtime = StreamRuntime(backend, settings, size, seed=args.seed)
         runtime.set_identity(portrait)
     except BaseException:
         from engine.runtime.runner import abort_sinks
         abort_sinks(sinks)
         raise
-    print(f"streaming {source.describe()} with preset {args.preset} ({settings.mode}, {settings.steps} steps) "
-          f"on {backend.info.name} {backend.info.device} {backend.info.precision}", file=sys.stderr)
+    print(f"streaming {source.describe()} with preset {args.preset} ({settings.mode}, {settings.steps} "
+          f"{settings.scheduler} steps, CFG {'on' if settings.uses_cfg(0) else 'off'}) on {backend.info.name} "
+          f"{backend.info.device} {backend.info.precision}; denoiser: {backend.info.denoiser}; decoder: "
+          f"{backend.info.decoder}", file=sys.stderr)
     report = runtime.run(source, sinks, StatusLine(force=args.status), noise=noise)
     report["preset"] = args.preset
     lat, unet = report["latency"], report["stages"].get("unet", {})

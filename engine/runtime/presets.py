@@ -46,6 +46,7 @@ class Preset:
     name: str
     settings: StreamSettings
     summary: str
+    prefers_student: bool = False  # use a distilled student and tiny decoder beside the weights when present
 
 
 PRESETS = {
@@ -63,7 +64,9 @@ PRESETS = {
                                           window=8, overlap=0, frames_per_stage=2),
                "stream-batch: 4 staggered steps, no CFG, 2 frames finished per UNet call (8 in flight); "
                "4 UNet frame-evaluations per frame (~11x upstream), latency ~ 8 input frames; "
-               "softer detail and weaker identity than quality"),
+               "softer detail and weaker identity than quality; with a distilled student beside the weights "
+               "(mprt distill) it runs the student with the consistency scheduler, and a tiny decoder when present",
+               prefers_student=True),
     )
 }
 

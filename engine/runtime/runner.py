@@ -133,9 +133,12 @@ class StreamRuntime:
             status.update(stats.status_line(0), final=True)
         if error:
             print(f"mprt: {error}; the output holds the {stats.frames_out} frames made so far", file=sys.stderr)
-        return stats.report(backend=vars(self.backend.info), settings=vars(self.settings), size=self.size,
-                            source=source.describe(), source_error=error,
-                            camera_dropped_frames=getattr(source, "camera_dropped", None))
+        report = stats.report(backend=vars(self.backend.info), settings=vars(self.settings), size=self.size,
+                              source=source.describe(), source_error=error,
+                              camera_dropped_frames=getattr(source, "camera_dropped", None))
+        if "decode" in report["stages"]:
+            report["stages"]["decode"]["decoder"] = self.backend.info.decoder  # which decoder this time was
+        return report
 
 
 def close_sinks(sinks: list[FrameSink], interrupted: bool = False) -> None:

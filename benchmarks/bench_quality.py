@@ -78,6 +78,8 @@ class Backends:
         return {"trained": self.args.weights, **self.args.models}
 
     def model_dir(self, model: str) -> pathlib.Path:
+        if model == "student" and model not in self.models():
+            return pathlib.Path(self.args.weights)  # the student lives in WEIGHTS/student/
         if model not in self.models():
             raise LookupError(f"model '{model}' not given (--model {model}=DIR)")
         return pathlib.Path(self.models()[model])
@@ -87,15 +89,25 @@ class Backends:
         if key not in self.opened:
             if variant.decoder not in DECODERS:
                 raise LookupError(f"decoder '{variant.decoder}' has no entry in DECODERS")
-            self.opened[key] = DECODERS[variant.decoder](self._open(variant), self.model_dir(variant.model))
+            self.opened[key] = self._open(variant)
         return self.opened[key]
+
+    def _student(self, variant: Variant, weights: pathlib.Path) -> str:
+        if variant.model != "student":
+            return "none"
+        from engine.weights.student import find_student
+        path = find_student(weights)
+        if path is None:
+            raise LookupError(f"no student in {weights}/student (mprt distill --weights {weights})")
+        return str(path)
 
     def _open(self, variant: Variant):
         from engine.backends.registry import open_backend
         weights = self.model_dir(variant.model)
         onnx = self._export(variant.model) if variant.backend == "onnxruntime" else None
         return open_backend(variant.backend, weights=weights, onnx=onnx, device=self.args.device,
-                            precision=variant.precision, threads=self.args.threads)
+                            precision=variant.precision, threads=self.args.threads,
+                            student=self._student(variant, weights), decoder=DECODERS[variant.decoder](weights))
 
     def _start_export(self, model: str) -> tuple:
         out, log = self.tmp / f"onnx-{model}", self.tmp / f"export-{model}.log"
@@ -153,6 +165,7 @@ def aggregate(per_case: list[dict]) -> dict:
         out["latency_p50_ms"] = round(float(np.mean([r["latency_p50_ms"] for r in per_case])), 1)
         out["first_frame_s"] = round(float(np.mean([r["first_frame_s"] for r in per_case])), 3)
         out["unet_calls_per_frame"] = round(sum(r["unet_calls"] for r in per_case) / frames, 2)
+        out["decode_ms_per_frame"] = round(1000 * sum(r["decode_s"] for r in per_case) / frames, 3)
     return out
 
 
@@ -161,7 +174,7 @@ def run_model(backend, settings, reference, maps, case, size, seed) -> tuple[np.
     frames, report, seconds = run_runtime(backend, settings, reference, maps, size, seed)
     row = {"case": case.name, "frames": len(frames), **score(frames, case), "wall_s": round(seconds, 3),
            "latency_p50_ms": report["latency"].get("p50_ms"), "first_frame_s": report["first_frame_s"],
-           "unet_calls": report["stages"]["unet"]["count"]}
+           "unet_calls": report["stages"]["unet"]["count"], "decode_s": report["stages"]["decode"]["total_s"]}
     return frames, row
 
 
@@ -184,6 +197,9 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
         settings = stream_settings_for(v)
         try:
             backend = backends.get(v)
+            if backend.info.denoiser != "teacher":  # a distilled student: lcm, no CFG
+                from engine.runtime.presets import student_settings
+                settings = student_settings(settings)
         except (MprtError, LookupError, ImportError) as err:  # not available here (fp16 on a CPU, a model
             # or package not given): listed with the reason
             skipped.append({**variant_row(v, settings), "kind": "not run", "note": f"not run: {err}"})
@@ -264,7 +280,7 @@ def run(argv=None) -> int:
     import torch
 
     from engine.evaluation.controls import ANSWER_CONTROLS, MODEL_CONTROLS, answer_control
-    from engine.evaluation.criteria import judge_all
+    from engine.evaluation.criteria import judge_all, judge_distillation
     from engine.weights.layout import WeightsLayout
     from engine.weights.load import load_model_config
     torch.set_num_threads(args.threads)
@@ -297,6 +313,7 @@ def run(argv=None) -> int:
         verdicts = []
         if "quality" in by_name and all(c in by_name for c in MODEL_CONTROLS):
             verdicts = judge_all(by_name["quality"], by_name)
+        verdicts += judge_distillation(by_name)
         meta = {**machine_info(), "load_average_before": [round(x, 2) for x in load_before],
                 "load_average_now": [round(x, 2) for x in os.getloadavg()],
                 "complete": done, "variants_done": f"{len(rows) + len(skipped)} rows of {len(variants)} variants "
@@ -327,7 +344,7 @@ def run(argv=None) -> int:
     return 0
 
 
-COLUMNS = ["variant", "backend", "precision", "mode", "steps", "cfg", "s_per_frame", "latency_p50_ms",
+COLUMNS = ["variant", "backend", "precision", "mode", "steps", "cfg", "s_per_frame", "decode_ms_per_frame", "latency_p50_ms",
            "first_frame_s", "unet_calls_per_frame", "psnr_db", "ssim", "l1", "fg_iou", "face_colour_err",
            "bg_err", "flicker", "note"]
 
@@ -366,7 +383,7 @@ def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path) -> None
     with atomic_file(json_path, "w") as fh:
         fh.write(json.dumps(data, indent=2) + "\n")
     if verdicts:
-        lines = ["", "## Done-criteria (issue 11): torch `quality` vs each control", "",
+        lines = ["", "## Done-criteria: torch `quality` vs each control (issue 11); student and tiny decoder (issue 12)", "",
                  f"Fixed before measuring (engine/evaluation/criteria.py); 'clearly' = error <= {CLEARLY_RATIO:g} x "
                  "the control's.", "",
                  markdown_table([{**v, "pass": "PASS" if v["pass"] else "FAIL"} for v in verdicts],

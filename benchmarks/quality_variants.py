@@ -28,9 +28,19 @@ class Variant:
         return dict(self.overrides)
 
 
-# Decoder name -> callable(backend, model_dir) -> backend whose decode() is that decoder.
-# "vae" is the model's own KL decoder (the backend as opened).
-DECODERS: dict[str, Callable] = {"vae": lambda backend, model_dir: backend}
+def _tiny_decoder(model_dir) -> str:
+    from engine.weights.tiny_decoder import find_tiny_decoder
+    folder = find_tiny_decoder(model_dir)
+    if folder is None:
+        raise LookupError(f"no tiny decoder in {model_dir}/tiny_decoder (mprt distill-decoder --weights {model_dir})")
+    return f"taesd:{folder}"
+
+
+# Decoder name -> callable(model_dir) -> the backend's `decoder` option (engine.backends.registry).
+# "vae" is the model's own KL decoder; "tiny" the TAESD-layout one `mprt distill-decoder` trains.
+DECODERS: dict[str, Callable] = {"vae": lambda model_dir: "vae", "tiny": _tiny_decoder}
+# Model "student": the distilled student (mprt distill) in the --weights folder (or --model student=DIR's),
+# sampled as the realtime preset samples it: the consistency scheduler, no CFG (engine.runtime.presets).
 
 NO_CFG = (("cfg_steps", 0),)
 
@@ -53,5 +63,16 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("balanced ort fp16", "balanced", backend="onnxruntime", precision="fp16"),
     Variant("realtime ort fp16", "realtime", backend="onnxruntime", precision="fp16"),
     Variant("realtime torch fp16", "realtime", precision="fp16"),
-    # issue 12 (distilled student, tiny decoder) adds its rows here.
+    # issue 12: the distilled student (1 / 2 / 4 steps; clip and stream batch) and the tiny decoder, torch
+    Variant("quality 4 steps no CFG", "quality", (("steps", 4),) + NO_CFG),
+    Variant("student 4 stream", "realtime", model="student", quick=True),
+    Variant("student 2 stream", "realtime", (("steps", 2),), model="student"),
+    Variant("student 1 stream", "realtime", (("steps", 1),), model="student"),
+    Variant("student 4 clip", "quality", (("steps", 4),), model="student"),
+    Variant("student 2 clip", "quality", (("steps", 2),), model="student"),
+    Variant("student 1 clip", "quality", (("steps", 1),), model="student"),
+    Variant("quality tiny decoder", "quality", decoder="tiny"),
+    Variant("realtime tiny decoder", "realtime", decoder="tiny"),
+    Variant("student 4 stream tiny decoder", "realtime", model="student", decoder="tiny", quick=True),
+    Variant("student 2 stream tiny decoder", "realtime", (("steps", 2),), model="student", decoder="tiny"),
 )

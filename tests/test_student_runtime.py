@@ -92,3 +92,30 @@ def test_student_option_rejects_bad_values():
     from engine.backends.registry import open_backend
     with pytest.raises(InputError, match="backend onnxruntime runs the graphs it was given"):
         open_backend("onnxruntime", onnx="/nonexistent", student="s.safetensors")
+
+
+def test_issue12_benchmark_rows_and_criteria(weights_with_student, tmp_path):
+    """bench_quality's issue-12 rows find the student / tiny decoder beside the weights or say why not;
+    the done-criteria judge the gap closed, the decode speed-up and its PSNR cost."""
+    import argparse
+    import pathlib
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the benchmarks package
+    from benchmarks.bench_quality import Backends
+    from benchmarks.quality_variants import DECODERS, VARIANTS
+    from engine.evaluation.criteria import judge_distillation
+    student = next(v for v in VARIANTS if v.name == "student 4 stream")
+    args = argparse.Namespace(weights=str(weights_with_student), models={}, overlap_export=False, onnx=None)
+    found = Backends(args, tmp_path, [])
+    assert found._student(student, found.model_dir("student")).endswith("student.safetensors")
+    assert DECODERS["tiny"](weights_with_student).startswith("taesd:")
+    with pytest.raises(LookupError, match="no student in"):
+        found._student(student, tmp_path)
+    with pytest.raises(LookupError, match="no tiny decoder in"):
+        DECODERS["tiny"](tmp_path)
+    rows = {"quality": {"psnr_db": 30.0}, "realtime": {"psnr_db": 20.0, "decode_ms_per_frame": 10.0},
+            "student 4 stream": {"psnr_db": 27.5}, "realtime tiny decoder": {"psnr_db": 19.5, "decode_ms_per_frame": 1.5}}
+    verdicts = judge_distillation(rows)
+    assert [v["pass"] for v in verdicts] == [True, True, True] and abs(verdicts[0]["margin"] - 0.75) < 1e-9
+    rows["student 4 stream"]["psnr_db"], rows["realtime tiny decoder"]["decode_ms_per_frame"] = 26.0, 2.5
+    assert [v["pass"] for v in judge_distillation(rows)] == [False, False, True]

@@ -50,13 +50,6 @@ def add_stream_options(p, default_preset: str) -> None:
     o.add_argument("--status", action="store_true", help="print the live status line even when not on a terminal")
 
 
-def student_settings(settings, scheduler: str | None = None):
-    """A distilled student: the consistency scheduler (unless --scheduler says otherwise), no CFG
-    (the teacher's CFG is folded into the student)."""
-    import dataclasses
-    return dataclasses.replace(settings, scheduler=scheduler or "lcm", cfg_steps=0).validate()
-
-
 def stream_settings(args, backend=None):
     import dataclasses
 
@@ -67,7 +60,8 @@ def stream_settings(args, backend=None):
                                window=args.window, overlap=args.overlap, frames_per_stage=args.frames_per_stage)
     if args.cfg_steps is not None and args.cfg_steps < 0:
         settings = dataclasses.replace(settings, cfg_steps=None).validate()
-    if backend is not None and backend.info.denoiser != "teacher":
+    if backend is not None and backend.info.denoiser != "teacher":  # a distilled student
+        from engine.runtime.presets import student_settings
         settings = student_settings(settings, args.scheduler)
     return settings
 

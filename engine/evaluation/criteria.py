@@ -50,3 +50,33 @@ CRITERIA = (
 def judge_all(quality: dict, controls: dict[str, dict]) -> list[dict]:
     """quality: metric -> value of the `quality` preset; controls: name -> metric -> value."""
     return [c.judge(quality[c.metric], controls[c.control][c.metric]) for c in CRITERIA]
+
+
+# Issue 12 (few-step student, tiny decoder), on the rows of benchmarks/quality_variants.py.
+GAP_CLOSED = 0.7        # the 4-step student (stream batch) recovers >= 70% of the realtime -> quality PSNR gap
+DECODE_SPEEDUP = 5.0    # the tiny decoder decodes >= 5x faster than the VAE decoder, same backend
+DECODE_PSNR_COST = 1.0  # ... and costs <= 1 dB PSNR
+
+
+def judge_distillation(rows: dict[str, dict]) -> list[dict]:
+    """Verdicts (same keys as Criterion.judge) for the issue-12 rows present in `rows` (variant -> metrics)."""
+    out = []
+    q, r, s = rows.get("quality"), rows.get("realtime"), rows.get("student 4 stream")
+    if q and r and s:
+        gap = q["psnr_db"] - r["psnr_db"]
+        closed = (s["psnr_db"] - r["psnr_db"]) / gap if gap > 0 else math.nan
+        out.append({"criterion": f"psnr_db: 'student 4 stream' closes >= {GAP_CLOSED:g} of the 'realtime' -> "
+                    "'quality' gap", "quality": s["psnr_db"], "control_value": r["psnr_db"], "margin": closed,
+                    "margin_kind": "share of gap", "required": GAP_CLOSED, "pass": bool(closed >= GAP_CLOSED)})
+    t = rows.get("realtime tiny decoder")
+    if r and t and r.get("decode_ms_per_frame") and t.get("decode_ms_per_frame"):
+        speedup = r["decode_ms_per_frame"] / t["decode_ms_per_frame"]
+        out.append({"criterion": f"decode_ms_per_frame: tiny decoder >= {DECODE_SPEEDUP:g}x faster than the VAE "
+                    "('realtime tiny decoder' vs 'realtime')", "quality": t["decode_ms_per_frame"],
+                    "control_value": r["decode_ms_per_frame"], "margin": speedup, "margin_kind": "speed-up",
+                    "required": DECODE_SPEEDUP, "pass": bool(speedup >= DECODE_SPEEDUP)})
+        cost = r["psnr_db"] - t["psnr_db"]
+        out.append({"criterion": f"psnr_db: tiny decoder costs <= {DECODE_PSNR_COST:g} dB ('realtime tiny decoder' "
+                    "vs 'realtime')", "quality": t["psnr_db"], "control_value": r["psnr_db"], "margin": cost,
+                    "margin_kind": "dB lost", "required": DECODE_PSNR_COST, "pass": bool(cost <= DECODE_PSNR_COST)})
+    return out

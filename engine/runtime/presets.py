@@ -84,3 +84,9 @@ def preset_settings(name: str, **overrides) -> StreamSettings:
     settings = dataclasses.replace(PRESETS[name].settings, **changes)
     sampler = MODES.get(settings.mode)
     return (sampler.settle(settings) if sampler else settings).validate()
+
+
+def student_settings(settings: StreamSettings, scheduler: str | None = None) -> StreamSettings:
+    """Settings for a distilled student: the consistency scheduler (unless `scheduler` names another)
+    and no CFG (the teacher's CFG is folded into the student)."""
+    return dataclasses.replace(settings, scheduler=scheduler or "lcm", cfg_steps=0).validate()

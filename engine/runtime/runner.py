@@ -137,7 +137,7 @@ class StreamRuntime:
                               source=source.describe(), source_error=error,
                               camera_dropped_frames=getattr(source, "camera_dropped", None))
         if "decode" in report["stages"]:
-            report["stages"]["decode"]["decoder"] = self.backend.info.decoder  # which decoder this time was
+            report["stages"]["decode"]["decoder"] = getattr(self.backend.info, "decoder", "vae")  # which decoder ran
         return report
 
 

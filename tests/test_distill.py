@@ -50,6 +50,7 @@ def test_stream_levels_are_staggered_stages_oldest_least_noisy():
     assert len(set(clip)) == 1 and 0 <= clip[0] < 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora_rank", [0, 4])
 def test_a_few_steps_lower_the_distillation_loss_on_a_fixed_batch(tiny_weights, cached, lora_rank):
     if lora_rank:
@@ -69,6 +70,7 @@ def test_a_few_steps_lower_the_distillation_loss_on_a_fixed_batch(tiny_weights, 
         assert factors and all(".lora_A." in k or ".lora_B." in k for k in factors)
 
 
+@pytest.mark.slow
 def test_checkpoint_resumes_the_same_run(tiny_weights, cached, tmp_path):
     d = distiller(tiny_weights, cached, ema_decay=0.5)
     d.train_step()
@@ -85,6 +87,7 @@ def test_checkpoint_resumes_the_same_run(tiny_weights, cached, tmp_path):
         other.load_checkpoint(tmp_path / "checkpoint.pt")
 
 
+@pytest.mark.slow
 def test_cli_writes_a_student_the_loader_reads(tiny_weights, tmp_path, capsys):
     from engine.cli import main
     from engine.weights.student import read_student

@@ -35,6 +35,7 @@ def write_clip_folder(root, clips: int = 2, frames: int = 3, size: int = 128):
         Image.fromarray(imgs[frames]).save(folder / "reference.png")
 
 
+@pytest.mark.slow
 def test_tiny_decoder_learns_the_vae_mapping(tiny_model):
     from engine.distill.decoder import DecoderDistillConfig, DecoderDistiller
     d = DecoderDistiller(tiny_model, smooth_images(10), DecoderDistillConfig(steps=30, batch=4, lr=3e-3, width=8))
@@ -58,6 +59,7 @@ def test_clip_folder_reader(tmp_path):
         read_clip_folder(tmp_path / "nope")
 
 
+@pytest.mark.slow
 def test_cli_writes_a_decoder_that_loads(tiny_weights, tmp_path, capsys):
     from engine.cli import main
     from engine.weights.tiny_decoder import load_tiny_decoder

@@ -43,6 +43,7 @@ def test_backend_opens_the_student_and_tiny_decoder_when_asked(weights_with_stud
         open_backend("torch", weights=weights_with_student, student=str(weights_with_student / "missing.safetensors"))
 
 
+@pytest.mark.slow
 def test_realtime_uses_the_student_and_says_so(weights_with_student, tmp_path, capsys):
     from engine.cli import main
     from engine.guidance.folders import write_guidance_folders
@@ -68,6 +69,7 @@ def test_realtime_uses_the_student_and_says_so(weights_with_student, tmp_path, c
     assert len(errors) == 1 and errors[0] == err[-1] and "folder not found" in errors[0]
 
 
+@pytest.mark.slow
 def test_lcm_scheduler_runs_the_stream_batch_runtime(tiny_model):
     from engine.backends.torch_backend import TorchBackend
     from engine.evaluation.runs import run_runtime

@@ -25,6 +25,7 @@ def test_shapes_and_range():
     assert {"1.weight", "3.conv.0.weight", "7.weight", "19.bias"} <= keys and "7.bias" not in keys  # TAESD's names
 
 
+@pytest.mark.slow
 def test_loads_a_diffusers_autoencoder_tiny_and_matches_its_decoder(tmp_path):
     from diffusers import AutoencoderTiny
     torch.manual_seed(0)

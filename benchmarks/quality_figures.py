@@ -52,7 +52,7 @@ def pareto_plot(rows: list[dict], path: pathlib.Path) -> pathlib.Path:
         ax.set_xlabel("s / frame (streaming runtime, this machine; log)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right" if metric == "psnr_db" else "lower left")
     fig.suptitle("Speed vs quality on held-out synthetic people (o torch, s onnxruntime; red: Pareto front)",
                  fontsize=9)
     fig.tight_layout()

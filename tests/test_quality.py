@@ -172,6 +172,7 @@ def trained_weights() -> pathlib.Path | None:
     return builtin_weights_dir()
 
 
+@pytest.mark.slow
 def test_quality_preset_beats_every_control_on_a_held_out_clip():
     weights = trained_weights()
     if weights is None:

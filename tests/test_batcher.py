@@ -11,7 +11,7 @@ from engine.runtime.batcher import BatcherClosed, CrossSessionBatcher
 from engine.runtime.noise import FrameNoise
 from engine.runtime.presets import preset_settings
 from engine.runtime.stream_batch import StreamBatchSampler
-from test_runtime_fakes import FrameLocalBackend
+from helpers.runtime_fakes import FrameLocalBackend
 
 
 def run_stream(backend, identity, features, noise, settings):

@@ -92,7 +92,7 @@ def test_animate_cli_on_onnxruntime(backends, tmp_path):
     rng = np.random.default_rng(2)
     maps = {t: rng.integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
     write_guidance_folders(tmp_path / "g", maps)
-    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "p.png")
     out = tmp_path / "o.mp4"
     common = ["animate", "--source", str(tmp_path / "p.png"), "--guidance", str(tmp_path / "g"), "--preset",
               "realtime", "--steps", "2", "--backend", "onnxruntime", "--onnx", str(backends[1].export_dir)]

@@ -13,12 +13,14 @@ from engine.graph_specs import GraphSpec
 
 OPSET = 18
 TWO_GB = 2 * 1024 ** 3  # protobuf's limit: larger graphs keep their weights in external data
-# Axis values used while tracing: distinct and > 1, so no dynamic axis is specialised to a constant.
+# Axis values used while tracing: distinct and > 1, so no dynamic axis is specialised to a constant
+# (an axis not named here, e.g. a new graph's, is traced at TRACE_OTHER).
 TRACE_AXES = {"batch": 2, "frames": 3, "images": 2}
+TRACE_OTHER = 5
 
 
 def trace_inputs(spec: GraphSpec) -> dict[str, torch.Tensor]:
-    axes = {a: min(max(TRACE_AXES[a], r.min), r.max) for a, r in spec.axes.items()}
+    axes = {a: min(max(TRACE_AXES.get(a, TRACE_OTHER), r.min), r.max) for a, r in spec.axes.items()}
     return {k: torch.from_numpy(v) for k, v in spec.sample_inputs(axes, seed=1).items()}
 
 

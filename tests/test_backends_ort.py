@@ -107,6 +107,8 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
     """TrtBackend over emulated cuda-python + TensorRT (tests/helpers/fake_cuda.py) running the same
     ONNX graphs: buffers, copies, the feature ring and CUDA-graph replay must reproduce ORT exactly
     (same graphs, same numbers: 1e-6), here and through the runtime."""
+    import hashlib
+
     from engine.backends.trt_backend import TrtBackend
     from engine.graph_specs import read_export_manifest
     from helpers.fake_cuda import install
@@ -118,7 +120,9 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
         fake.write_text(str(ort.export_dir / spec.file_name))  # the emulated engine runs this graph
         write_manifest(EngineManifest(
             graph=spec, io=(), tensorrt={"module": "tensorrt", "version": "10.0-emulated"},
-            target={"gpu_name": "Emulated H100", "compute_capability": "9.0"}, onnx={},
+            target={"gpu_name": "Emulated H100", "compute_capability": "9.0"},
+            onnx={"file": spec.file_name,
+                  "sha256": hashlib.sha256((ort.export_dir / spec.file_name).read_bytes()).hexdigest()},
             engine={"file": fake.name, "bytes": fake.stat().st_size}, build={}, rebuild_command="mprt build"), fake)
     # A small feature ring, to see its reuse detected below.
     trt = TrtBackend.from_engine_dir(tmp_path, ort.text, precision="fp32", cuda_graphs=True, feature_slots=12)

@@ -22,7 +22,6 @@ manifest back, or an EngineMismatchError whose message says what differs and how
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
@@ -30,6 +29,7 @@ from typing import Any, Mapping
 
 from engine.errors import MprtError
 from engine.graph_specs import GraphSpec
+from engine.io.hashing import sha256_file  # noqa: F401  (re-exported: export/ reads it from here)
 from engine.io.atomic import write_atomic
 
 FORMAT = 1
@@ -89,14 +89,6 @@ class EngineManifest:
 
 def manifest_path(engine_path: str | os.PathLike) -> pathlib.Path:
     return pathlib.Path(f"{engine_path}.json")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(manifest: EngineManifest, engine_path: str | os.PathLike) -> pathlib.Path:

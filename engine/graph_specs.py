@@ -313,7 +313,7 @@ class ExportedGraphs:
         """The graph's file, checked to be there, whole, and the one export.json describes (size, sha256)."""
         import pathlib
 
-        from engine.engine_manifest import sha256_file
+        from engine.io.hashing import sha256_file
         path = pathlib.Path(self.path(spec))
         fix = f"; re-run `mprt export` into {self.directory}"
         report = self.reports.get(spec.file_name)

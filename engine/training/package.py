@@ -5,7 +5,6 @@ holds the denoising UNet's spatial weights, the checkpoint files hold what upstr
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
 import shutil
@@ -13,6 +12,7 @@ import tempfile
 
 import torch
 
+from engine.io.hashing import sha256_file
 from engine.networks.config import GUIDANCE_TYPES, ModelConfig
 from engine.networks.text_embedding import write_text_embedding
 from engine.training.diffusion import Networks
@@ -65,8 +65,4 @@ def weight_files(root: pathlib.Path) -> list[pathlib.Path]:
 
 
 def sha256(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)

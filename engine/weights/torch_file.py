@@ -13,7 +13,7 @@ import torch
 
 from engine.errors import CheckpointError
 
-_REFUSED = re.compile(r"Unsupported (?:global|operand|class)[^\n]*?(?=\. |\n|$)")
+_REFUSED = re.compile(r"Unsupported (?:global|class)[^\n]*?(?=\. |\n|$)")
 
 
 def load_torch_data(path: str | os.PathLike, what: str = "checkpoint") -> object:
@@ -23,12 +23,14 @@ def load_torch_data(path: str | os.PathLike, what: str = "checkpoint") -> object
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        if "eights only load failed" in text:  # torch's weights_only refusal of a pickled object
-            found = _REFUSED.search(text)
-            detail = f" ({found.group(0).rstrip('.')})" if found else ""
+        found = _REFUSED.search(text)
+        # torch's weights_only refusal of a pickled object; "Unsupported operand" is not a pickle at all
+        if "eights only load failed" in text and found:
+            detail = f" ({found.group(0).rstrip('.')})"
             raise CheckpointError(f"{what} {path}: the file contains code (pickled Python objects other than "
                                   f"tensors{detail}); it is not loaded: checkpoints are read as data only") from None
-        raise CheckpointError(f"{what} {path}: cannot read checkpoint ({_first_line(err)})") from None
+        raise CheckpointError(f"{what} {path}: cannot read checkpoint: it could not be read as a torch checkpoint "
+                              f"({_first_line(err)})") from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, AttributeError, TypeError, OSError) as err:
         raise CheckpointError(f"{what} {path}: cannot read checkpoint ({type(err).__name__}: "
                               f"{_first_line(err)})") from None

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mprt",
         description="magicportrait-rt: animate a portrait with the motion of a driving video "
-        "(MagicPortrait). Runs without downloaded weights on a tiny random model (it says so).",
+        "(MagicPortrait). Runs without downloaded weights on its built-in model, a small one trained on "
+        "synthetic heads (it says so).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -170,6 +170,10 @@ def test_plan_models_come_from_engine_manifests(export_dir, tmp_path, schema, ca
     engines = tmp_path / "engines"
     engines.mkdir()
 
+    def onnx_record(spec):  # what `mprt build` records of the graph it built from
+        graph = export_dir / f"{spec.name}.{spec.precision}.onnx"
+        return {"file": graph.name, "bytes": graph.stat().st_size, "sha256": sha256_file(graph)}
+
     def fake_engine(spec, io=None, size=1000):
         path = engines / f"{spec.name}.{spec.precision}.engine"
         path.write_bytes(bytes(range(256)) * (size // 256))
@@ -177,7 +181,7 @@ def test_plan_models_come_from_engine_manifests(export_dir, tmp_path, schema, ca
                      "shape": [d if isinstance(d, int) else -1 for d in t.shape]}
                     for mode, ts in (("input", spec.inputs), ("output", spec.outputs)) for t in ts]
         write_manifest(EngineManifest(spec, tuple(io), {"module": "tensorrt", "version": "10.0"},
-                                      {"gpu_name": "x", "compute_capability": "8.9"}, {}, {
+                                      {"gpu_name": "x", "compute_capability": "8.9"}, onnx_record(spec), {
                                           "file": path.name, "bytes": path.stat().st_size,
                                           "sha256": sha256_file(path)}, {}, "mprt build ..."), path)
         return path

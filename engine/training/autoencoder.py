@@ -1,7 +1,7 @@
 """Stage 0: a small KL autoencoder with SD's latent layout (4 channels, /8) on the generated images.
 
-Loss: L1 on pixels and on image gradients (keeps edges without a perceptual network, which could
-not be downloaded here), weighted up inside the head, plus a small KL term as SD's VAE has. The
+Loss: squared error weighted up inside the head plus a plain L1 term (no perceptual network: none
+could be downloaded here), and a small KL term as SD's VAE has. The
 latent scaling factor is measured afterwards as 1/std of the latent means, the way SD's 0.18215 was.
 """
 from __future__ import annotations
@@ -10,24 +10,22 @@ import pathlib
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from engine.training.data import to_unit
 from engine.training.loop import StageState, cosine_lr, run_stage
 
 KL_WEIGHT = 1e-6
 HEAD_WEIGHT = 3.0  # extra loss weight inside the head (most pixels are background)
+# 8, not SD's 32: with 32-channel blocks, 32 groups normalise every channel on its own and wipe
+# out its mean, i.e. the image's colours (measured: ~2 dB lower on held-out frames at equal steps).
+NORM_GROUPS = 8
 
 
 def make_autoencoder(size: int):
     from diffusers import AutoencoderKL
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                         block_out_channels=(32, 64, 64, 64), norm_num_groups=32, sample_size=size)
-
-
-def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+                         block_out_channels=(32, 64, 64, 64), norm_num_groups=NORM_GROUPS, sample_size=size)
 
 
 def autoencoder_loss(vae, images: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -35,10 +33,8 @@ def autoencoder_loss(vae, images: torch.Tensor, weight: torch.Tensor) -> torch.T
     would drown a young encoder's signal until the KL-weighted variance has shrunk: blurry grey)."""
     posterior = vae.encode(images).latent_dist
     recon = vae.decode(posterior.mean).sample
-    l1 = ((recon - images).abs() * weight).mean()
-    (gy, gx), (ry, rx) = _gradients(images), _gradients(recon)
-    grad = (gy - ry).abs().mean() + (gx - rx).abs().mean()
-    return l1 + grad + KL_WEIGHT * posterior.kl().mean()
+    err = recon - images
+    return (err.square() * weight).mean() + 0.5 * err.abs().mean() + KL_WEIGHT * posterior.kl().mean()
 
 
 def train_autoencoder(images_u8: np.ndarray, masks_u8: np.ndarray, steps: int, batch: int, lr: float,

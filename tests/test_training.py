@@ -55,3 +55,23 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
         opt.step()
     after = float(loss())
     assert after < 0.8 * before, (before, after)
+
+
+def test_overwrite_never_replaces_a_folder_train_did_not_write(tmp_path, capsys):
+    """--overwrite replaces a model folder of ours; a user's folder of the same name is refused up front
+    (before any data or training) and left as it was."""
+    from engine.cli import main
+    from engine.training.package import CARD_FILE, HASHES_FILE, check_replaceable
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"mine")
+    args = ["train", "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work"), "--overwrite"]
+    assert main(args + ["--out", str(photos)]) == 2
+    assert "not a model folder written by `mprt train`" in capsys.readouterr().err
+    assert (photos / "holiday.jpg").read_bytes() == b"mine" and not (tmp_path / "data").exists()
+    ours = tmp_path / "model"
+    ours.mkdir()
+    (ours / CARD_FILE).write_text("card")
+    (ours / HASHES_FILE).write_text("")
+    check_replaceable(ours)  # ours: may be replaced
+    check_replaceable(tmp_path / "new")  # missing: fine

@@ -40,6 +40,7 @@ def run(args) -> int:
     from engine.errors import InputError
     from engine.synthetic.dataset import DatasetSpec
     from engine.training.recipe import TrainRecipe
+    from engine.training.package import check_replaceable
     from engine.training.train import train
 
     out = pathlib.Path(args.out)
@@ -47,6 +48,7 @@ def run(args) -> int:
         raise InputError(f"--out {out}: already exists (pass --overwrite to replace it)")
     if not out.parent.is_dir():
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    check_replaceable(out)  # before an hour of training, not after
     if args.scale_steps <= 0 or args.identities < 1 or args.frames < 13:
         raise InputError("--scale-steps must be > 0, --identities >= 1, --frames >= 13 (the motion stage's window + 1)")
     if args.threads:

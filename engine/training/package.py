@@ -12,6 +12,7 @@ import tempfile
 
 import torch
 
+from engine.errors import InputError
 from engine.io.hashing import sha256_file
 from engine.networks.config import GUIDANCE_TYPES, ModelConfig
 from engine.networks.text_embedding import write_text_embedding
@@ -51,13 +52,30 @@ def write_model(out: pathlib.Path, nets: Networks, vae, config: ModelConfig, car
         (tmp / HASHES_FILE).write_text("".join(f"{sha256(p)}  {p.relative_to(tmp)}\n" for p in weight_files(tmp)))
         (tmp / CARD_FILE).write_text(card)
         tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
+        check_replaceable(out)
+        old = out.with_name(f".{out.name}-replaced-{tmp.name}") if out.exists() else None
+        if old is not None:
+            out.rename(old)  # set aside, not deleted, until the new folder is in place
         tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def check_replaceable(out: pathlib.Path) -> None:
+    """`out` may be replaced only when it is missing, empty or a model folder this code wrote
+    (its model card and hash list): never a folder of the user's that merely has the name."""
+    out = pathlib.Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder (expected a model folder to replace)")
+    if any(out.iterdir()) and not ((out / CARD_FILE).is_file() and (out / HASHES_FILE).is_file()):
+        raise InputError(f"--out {out}: not a model folder written by `mprt train` (no {CARD_FILE} and "
+                         f"{HASHES_FILE}); refusing to replace it: name a new folder")
 
 
 def weight_files(root: pathlib.Path) -> list[pathlib.Path]:

@@ -71,7 +71,7 @@ def _encode(fmt, size=(64, 64), **kw):
 def test_uploads_sniffed_limited_and_exif_applied():
     from PIL import Image
     assert sniff(_encode("PNG")) == "PNG" and sniff(_encode("JPEG")) == "JPEG" and sniff(_encode("WEBP")) == "WEBP"
-    assert decode_portrait(_encode("PNG", (80, 60))).shape == (60, 80, 3)
+    assert decode_portrait(_encode("PNG", (80, 64))).shape == (64, 80, 3)
     with pytest.raises(UploadError) as e:  # the type comes from the bytes: a script named .jpg is refused
         decode_portrait(b"<script>alert(1)</script>" + b" " * 100)
     assert e.value.status == 415 and "not a JPEG, PNG or WebP" in str(e.value)
@@ -84,18 +84,39 @@ def test_uploads_sniffed_limited_and_exif_applied():
     with pytest.raises(UploadError) as e:  # a PNG signature on garbage
         decode_portrait(b"\x89PNG\r\n\x1a\n" + b"\x00" * 200)
     assert e.value.status == 400
-    # EXIF orientation 6 (rotate 90 clockwise to display): a 80x40 stored image is shown 40x80
-    img = Image.new("RGB", (80, 40), (0, 0, 0))
-    img.paste((255, 255, 255), (0, 0, 10, 40))  # white band on the stored left edge
+    # EXIF orientation 6 (rotate 90 clockwise to display): a 160x80 stored image is shown 80x160
+    img = Image.new("RGB", (160, 80), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 10, 80))  # white band on the stored left edge
     exif = Image.Exif()
     exif[0x0112] = 6
     buf = io.BytesIO()
     img.save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
     upright = decode_portrait(buf.getvalue())
-    assert upright.shape == (80, 40, 3)
+    assert upright.shape == (160, 80, 3)
     assert upright[:10].mean() > 200 and upright[-10:].mean() < 50  # the left band is now on top
     big = decode_portrait(_encode("PNG", (2000, 1000)), UploadLimits(max_side=500))
     assert big.shape == (250, 500, 3)
+    with pytest.raises(UploadError, match="too small") as e:
+        decode_portrait(_encode("PNG", (80, 40)))
+    assert e.value.status == 400
+
+
+def test_uploads_convert_like_files_on_disk():
+    """Transparency is composited on white (not dropped to whatever colour the hidden pixels have);
+    16-bit samples are scaled to 8 bits (not clipped to two levels); the same as engine.io.images."""
+    from PIL import Image
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0] = 255  # red, but only the left half is opaque
+    rgba[:, :32, 3] = 255
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    out = decode_portrait(buf.getvalue())
+    assert (out[:, :32] == (255, 0, 0)).all() and (out[:, 32:] == 255).all()
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")  # 16-bit greyscale
+    out = decode_portrait(buf.getvalue())
+    assert out.shape == (64, 64, 3) and len(np.unique(out)) > 32 and out[0, 0, 0] == 0 and out[0, -1, 0] == 255
 
 
 def test_bind_rules():

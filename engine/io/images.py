@@ -29,7 +29,7 @@ def read_rgb_image(path: str | pathlib.Path, option: str | None = None, min_side
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb_u8(img, background, name)
+            rgb = to_rgb_u8(img, background, name)
     except Image.DecompressionBombError as err:
         raise InputError(f"{name}: image too large to read safely ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -40,7 +40,8 @@ def read_rgb_image(path: str | pathlib.Path, option: str | None = None, min_side
     return rgb
 
 
-def _to_rgb_u8(img, background: tuple[int, int, int], name: str) -> np.ndarray:
+def to_rgb_u8(img, background: tuple[int, int, int], name: str) -> np.ndarray:
+    """An open PIL image -> (H,W,3) uint8 RGB: 16-bit scaled, alpha composited on `background`."""
     from PIL import Image
     if img.mode in _WIDE_INT_MODES:
         wide = np.asarray(img, dtype=np.int64)

@@ -1,5 +1,6 @@
 """Portrait uploads: size and decoded-pixel limits, the type sniffed from the bytes (never the name
-or the declared content type), EXIF orientation applied, then an RGB array no larger than needed."""
+or the declared content type), then the same conversion as every image the engine reads from disk
+(EXIF orientation, 16-bit samples, transparency: engine.io.images), no larger than needed."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +9,7 @@ import io
 import numpy as np
 
 from engine.errors import InputError
+from engine.io.images import MIN_SIDE, WHITE, to_rgb_u8
 
 # Leading bytes of the formats accepted (all PIL reads natively, none runs code or fetches URLs).
 SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
@@ -54,14 +56,21 @@ def decode_portrait(data: bytes, limits: UploadLimits = UploadLimits()) -> np.nd
             if w * h > limits.max_pixels:
                 raise UploadError(f"portrait upload: {w}x{h} pixels is over the {limits.max_pixels:,} pixel limit",
                                   413)
-            if min(w, h) < 32:
-                raise UploadError(f"portrait upload: {w}x{h} is too small (at least 32x32)", 400)
+            if min(w, h) < MIN_SIDE:
+                raise UploadError(f"portrait upload: {w}x{h} is too small (at least {MIN_SIDE}x{MIN_SIDE})", 400)
             img.draft("RGB", (limits.max_side, limits.max_side))  # JPEG: decode at a reduced scale when large
-            rgb = ImageOps.exif_transpose(img).convert("RGB")  # EXIF orientation: as the camera held it
-            if max(rgb.size) > limits.max_side:
-                rgb.thumbnail((limits.max_side, limits.max_side), Image.LANCZOS)
-            return np.asarray(rgb, dtype=np.uint8).copy()
+            upright = ImageOps.exif_transpose(img)  # EXIF orientation: as the camera held it
+            if max(upright.size) > limits.max_side and upright.mode in ("RGB", "RGBA", "L", "LA"):
+                upright.thumbnail((limits.max_side, limits.max_side), Image.LANCZOS)
+            rgb = to_rgb_u8(upright, WHITE, "portrait upload")  # transparency on white, as from disk
+            if max(rgb.shape[:2]) > limits.max_side:  # modes PIL cannot resample (16-bit): after conversion
+                resized = Image.fromarray(rgb)
+                resized.thumbnail((limits.max_side, limits.max_side), Image.LANCZOS)
+                rgb = np.asarray(resized, dtype=np.uint8).copy()
+            return rgb
     except UploadError:
         raise
+    except InputError as err:  # a sample format the converter refuses
+        raise UploadError(str(err), 400) from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise UploadError(f"portrait upload: a {kind} header but not a readable image ({err})", 400) from None

@@ -37,3 +37,10 @@ class NewestFrame:
         with self._cond:
             self._closed, self._item = True, None
             self._cond.notify_all()
+
+
+def stop_consumer(inbox: NewestFrame, thread: threading.Thread, timeout: float) -> None:
+    """Close `inbox` (its consumer's take() returns None) and wait up to `timeout` for `thread`."""
+    inbox.close()
+    if thread.ident is not None:  # never started: nothing to wait for
+        thread.join(timeout)

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from engine.serve.inbox import NewestFrame
+from engine.serve.inbox import NewestFrame, stop_consumer
 from engine.serve.latency import LatencyBook
 from engine.serve.sessions import Busy
 
@@ -198,9 +198,7 @@ class RemoteSession:
         if self.closed:
             return
         self.closed = True
-        self.inbox.close()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        stop_consumer(self.inbox, self._thread, timeout)
         try:
             self.placer.call("close", self._remote_id, replica=self.replica)
         except Exception:  # noqa: BLE001 - the replica may be gone; its janitor frees the state then

@@ -19,7 +19,7 @@ from engine.errors import InputError
 from engine.runtime.sinks import FrameSink
 from engine.runtime.stats import RuntimeStats, percentiles_ms
 from engine.serve import framecode
-from engine.serve.inbox import NewestFrame
+from engine.serve.inbox import NewestFrame, stop_consumer
 from engine.serve.latency import LatencyBook
 from engine.serve.session_source import BuiltinMotion, SessionSource
 from engine.serve.shared import LIVE_PRESETS, SharedModel
@@ -166,9 +166,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        self.inbox.close()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        stop_consumer(self.inbox, self._thread, timeout)
         self.source.close_driver()
         self.shared.identities.release(self.identity_key)
         self.identity = None

@@ -105,8 +105,15 @@ def render_clip(identity: Identity, motion: Motion, reference: Motion, size: int
     guide = maps_to_u8_frames(_raster(identity, motion, identity.plain_albedo, renderer))
     maps = {k: resize_frames(v, (size, size)) for k, v in guide.items()}
     frames, mask = composite(identity, _raster(identity, motion, identity.detail_albedo, renderer), size)
-    ref, ref_mask = composite(identity, _raster(identity, reference, identity.detail_albedo, renderer), size)
+    ref, ref_mask = render_portrait(identity, reference, size, renderer)
     return Clip(frames, maps, mask, ref[0], ref_mask[0], identity.seed, motion.seed)
+
+
+def render_portrait(identity: Identity, pose: Motion, size: int, renderer=None) -> tuple[np.ndarray, np.ndarray]:
+    """The identity as a photo would show it (detailed texture on its background) in each frame of
+    `pose`: (F,S,S,3) uint8 and its head mask (F,S,S)."""
+    renderer = renderer or default_renderer()
+    return composite(identity, _raster(identity, pose, identity.detail_albedo, renderer), size)
 
 
 def default_renderer():

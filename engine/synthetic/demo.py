@@ -14,7 +14,7 @@ import numpy as np
 from engine.flame.model import FlameModel
 from engine.flame.params import FlameParams
 from engine.synthetic.appearance import base_head, make_identity
-from engine.synthetic.clips import composite, _raster
+from engine.synthetic.clips import render_portrait
 from engine.synthetic.dataset import HELDOUT_SEED_BASE
 from engine.synthetic.motion import Motion, demo_motion, reference_pose
 
@@ -33,15 +33,10 @@ def demo_person(frames: int, identity_seed: int = DEMO_IDENTITY, portrait_size: 
     identity = make_identity(identity_seed)
     model, _, _ = base_head()
     ref = reference_pose(np.random.default_rng([5, identity_seed]))
-    portrait, _ = composite(identity, _raster(identity, ref, identity.detail_albedo, _renderer()), portrait_size)
+    portrait, _ = render_portrait(identity, ref, portrait_size)
     motion: Motion = demo_motion(frames)
     params = FlameParams(shape=identity.shape, tex=np.zeros(50, np.float32), light=identity.light,
                          cam=motion.cam[0], crop=motion.crop, exp=motion.exp, pose=motion.pose,
                          valid=np.ones(frames, bool), model=model.name)
     head = dataclasses.replace(model, albedo=identity.plain_albedo)
     return DemoPerson(portrait[0], params, head, identity.description)
-
-
-def _renderer():
-    from engine.synthetic.clips import default_renderer
-    return default_renderer()

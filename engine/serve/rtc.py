@@ -94,16 +94,21 @@ class RtcSession:
             if track.kind == "video":
                 self.tasks.append(loop.create_task(self._pump_camera(track)))
 
+        def gone():  # the peer left: free the session now rather than at the idle timeout
+            if not self.failed:
+                self.failed = True
+                on_gone()
+
         @self.pc.on("datachannel")
         def on_datachannel(channel):
             self.channel = channel
             channel.on("message", self._message)
+            channel.on("close", gone)  # a closed tab ends its SCTP association at once; ICE notices later
 
         @self.pc.on("connectionstatechange")
         async def on_state():
-            if self.pc.connectionState in ("failed", "closed") and not self.failed:
-                self.failed = True
-                on_gone()  # the peer left: free the session now rather than at the idle timeout
+            if self.pc.connectionState in ("failed", "closed"):
+                gone()
 
     async def answer(self, sdp: str, kind: str) -> dict:
         from aiortc import RTCSessionDescription

@@ -105,14 +105,15 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
     (work_dir / "losses.json").write_text(json.dumps({k: r["losses"] for k, r in records.items()}))
     meta = {"recipe": json.dumps(dataclasses.asdict(recipe)), "dataset": json.dumps(dataclasses.asdict(dataset)),
             "command": command}
-    card = model_card(recipe, dataset, command, {k: r["seconds"] for k, r in records.items()}, str(device))
+    where = f"the CPU with {torch.get_num_threads()} torch threads" if device.type == "cpu" else str(device)
+    card = model_card(recipe, dataset, command, {k: r["seconds"] for k, r in records.items()}, where)
     write_model(out_dir, nets, vae, config, card, meta)
     minutes = (time.time() - t0) / 60
     print(f"wrote {out_dir} ({minutes:.1f} min in this run)")
     return out_dir
 
 
-def model_card(recipe: TrainRecipe, dataset: DatasetSpec, command: str, seconds: dict[str, float], device: str) -> str:
+def model_card(recipe: TrainRecipe, dataset: DatasetSpec, command: str, seconds: dict[str, float], where: str) -> str:
     minutes = sum(seconds.values()) / 60
     stage_times = ", ".join(f"{k} {v / 60:.0f} min" for k, v in seconds.items())
     return f"""# synthetic-heads — a small MagicPortrait trained on synthetic people
@@ -127,9 +128,10 @@ synthetic person follow the driving motion, and the quality benchmark has ground
 
 **What it is not.** It is not MagicPortrait's released model and has never seen a real face: on
 photos of people it produces nothing useful. It is small ({recipe.size}x{recipe.size} pixels)
-and was trained for {minutes:.0f} minutes on one {device} core ({stage_times}), far from converged:
-its frames are soft, blob-like heads that follow the driving pose and take the reference's skin
-tone, and its autoencoder loses much of the background's colour. Longer training (the same command
+and was trained for {minutes:.0f} minutes on {where} ({stage_times}), far from converged:
+its frames are soft and lose fine texture (stripes, spots) that the reference shows; how it scores
+against ground truth and against simple baselines is measured in `benchmarks/results/quality.md`.
+Longer training (the same command
 with larger step counts, or `--device cuda`) is what it needs. Use it to try the engine, to test,
 and to compare fast paths; use the released weights for real work.
 

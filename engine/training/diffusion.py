@@ -70,8 +70,7 @@ class Objective:
         noisy = ab.sqrt() * latents + (1 - ab).sqrt() * noise
         target = ab.sqrt() * noise - (1 - ab).sqrt() * latents
         features = nets.reference_unet(ref_latents, nets.text)
-        kv = [(k.repeat_interleave(f, 0), v.repeat_interleave(f, 0))
-              for k, v in nets.denoising_unet.project_reference(features)]
+        kv = nets.denoising_unet.project_reference(features)  # (B, L, C): the UNet spreads it over frames
         keep = torch.from_numpy(rng.random(b) >= drop).to(device)
         guidance = nets.guidance_encoders(*(maps[k] for k in GUIDANCE_TYPES))
         guidance = guidance.reshape(b, f, *guidance.shape[1:]).transpose(1, 2)

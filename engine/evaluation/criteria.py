@@ -61,6 +61,7 @@ DECODE_PSNR_COST = 1.0  # ... and costs <= 1 dB PSNR
 def judge_distillation(rows: dict[str, dict]) -> list[dict]:
     """Verdicts (same keys as Criterion.judge) for the issue-12 rows present in `rows` (variant -> metrics)."""
     out = []
+    rows = {k: v for k, v in rows.items() if "psnr_db" in v}  # rows listed as "not run" have no metrics
     q, r, s = rows.get("quality"), rows.get("realtime"), rows.get("student 4 stream")
     if q and r and s:
         gap = q["psnr_db"] - r["psnr_db"]

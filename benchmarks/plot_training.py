@@ -25,7 +25,7 @@ def main() -> None:
         ax.plot(steps, values)
         ax.set_title(f"{stage} stage")
         ax.set_xlabel("step")
-        ax.set_ylabel("L1 + gradient loss" if stage == "autoencoder" else "v-prediction MSE")
+        ax.set_ylabel("weighted MSE + L1 loss" if stage == "autoencoder" else "v-prediction MSE")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(args.out, dpi=90)

@@ -98,7 +98,6 @@ def connect(address: str | None, plan: RayPlan, quiet: bool = True) -> None:
     if not address:
         cpus = max(2.0, (plan.max_replicas or plan.replicas) * plan.cpus_per_replica + 1)
         address = _start_local_cluster(cpus)
-        kwargs["_node_ip_address"] = "127.0.0.1"  # the driver too: else it joins by the host's outside address
     ray.init(address=address, **kwargs)
 
 

@@ -60,14 +60,9 @@ def decode_portrait(data: bytes, limits: UploadLimits = UploadLimits()) -> np.nd
                 raise UploadError(f"portrait upload: {w}x{h} is too small (at least {MIN_SIDE}x{MIN_SIDE})", 400)
             img.draft("RGB", (limits.max_side, limits.max_side))  # JPEG: decode at a reduced scale when large
             upright = ImageOps.exif_transpose(img)  # EXIF orientation: as the camera held it
-            if max(upright.size) > limits.max_side and upright.mode in ("RGB", "RGBA", "L", "LA"):
-                upright.thumbnail((limits.max_side, limits.max_side), Image.LANCZOS)
-            rgb = to_rgb_u8(upright, WHITE, "portrait upload")  # transparency on white, as from disk
-            if max(rgb.shape[:2]) > limits.max_side:  # modes PIL cannot resample (16-bit): after conversion
-                resized = Image.fromarray(rgb)
-                resized.thumbnail((limits.max_side, limits.max_side), Image.LANCZOS)
-                rgb = np.asarray(resized, dtype=np.uint8).copy()
-            return rgb
+            rgb = Image.fromarray(to_rgb_u8(upright, WHITE, "portrait upload"))  # as from disk (bounded: max_pixels)
+            rgb.thumbnail((limits.max_side, limits.max_side), Image.LANCZOS)  # no-op when small enough
+            return np.asarray(rgb, dtype=np.uint8).copy()
     except UploadError:
         raise
     except InputError as err:  # a sample format the converter refuses

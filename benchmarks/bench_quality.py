@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import pathlib
 import subprocess
@@ -56,6 +57,10 @@ def load_cases(args):
     return make_cases(clips, args.clips, args.frames), mean_image(clips), where
 
 
+def _tag(model: str, decoder: str) -> str:
+    return model if decoder == "vae" else f"{model}-{decoder}"
+
+
 class Backends:
     """Backends opened once per (model, backend, precision, decoder); an ONNX export per model
     (`mprt export`, the command a user runs, in a subprocess) into a temporary folder — started at
@@ -64,15 +69,18 @@ class Backends:
     def __init__(self, args, tmp: pathlib.Path, variants: list[Variant]):
         self.args, self.tmp = args, tmp
         self.opened: dict[tuple, object] = {}
-        self.exports: dict[str, pathlib.Path] = {}
+        self.exports: dict[tuple, pathlib.Path] = {}  # (model, decoder) -> export folder
         self.export_seconds: dict[str, float] = {}
-        self.pending: dict[str, tuple] = {}
+        self.pending: dict[tuple, tuple] = {}
         graph_rows = [v for v in variants if v.backend == "onnxruntime"]
-        self.fp16 = {v.model for v in graph_rows if v.precision == "fp16"}
+        self.fp16 = {(v.model, v.decoder) for v in graph_rows if v.precision == "fp16"}
         if args.overlap_export:
-            for model in sorted({v.model for v in graph_rows}):
-                if model in self.models() and not (model == "trained" and args.onnx):
-                    self.pending[model] = self._start_export(model)
+            for key in sorted({(v.model, v.decoder) for v in graph_rows}):
+                if key[0] in self.models() and not (key == ("trained", "vae") and args.onnx):
+                    try:
+                        self.pending[key] = self._start_export(*key)
+                    except LookupError:
+                        pass  # no student / tiny decoder there: its rows say so when they run
 
     def models(self) -> dict[str, str]:
         return {"trained": self.args.weights, **self.args.models}
@@ -104,33 +112,42 @@ class Backends:
     def _open(self, variant: Variant):
         from engine.backends.registry import open_backend
         weights = self.model_dir(variant.model)
-        onnx = self._export(variant.model) if variant.backend == "onnxruntime" else None
+        student, decoder = self._student(variant, weights), DECODERS[variant.decoder](weights)
+        onnx = None
+        if variant.backend == "onnxruntime":  # the graphs hold the student / decoder: ask for what they hold
+            onnx = self._export(variant.model, variant.decoder)
+            student = "auto" if variant.model == "student" else "none"
+            decoder = "vae" if decoder == "vae" else "auto"
         return open_backend(variant.backend, weights=weights, onnx=onnx, device=self.args.device,
                             precision=variant.precision, threads=self.args.threads,
-                            student=self._student(variant, weights), decoder=DECODERS[variant.decoder](weights))
+                            student=student, decoder=decoder)
 
-    def _start_export(self, model: str) -> tuple:
-        out, log = self.tmp / f"onnx-{model}", self.tmp / f"export-{model}.log"
+    def _start_export(self, model: str, decoder: str) -> tuple:
+        out, log = self.tmp / f"onnx-{_tag(model, decoder)}", self.tmp / f"export-{_tag(model, decoder)}.log"
         cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "export",
-               "--weights", str(self.model_dir(model)), "--out", str(out), "--parity-frames", "none"]
-        cmd += ["--fp16"] if model in self.fp16 else []
+               "--weights", str(self.model_dir(model)), "--out", str(out), "--parity-frames", "none",
+               "--student", "auto" if model == "student" else "none",
+               "--decoder", DECODERS[decoder](self.model_dir(model))]
+        cmd += ["--fp16"] if (model, decoder) in self.fp16 else []
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         print(f"mprt export {self.model_dir(model)} -> {out} (log {log}) ...", file=sys.stderr)
         with open(log, "w") as fh:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
         return out, log, time.perf_counter(), proc
 
-    def _export(self, model: str) -> pathlib.Path:
-        if model == "trained" and self.args.onnx:
+    def _export(self, model: str, decoder: str) -> pathlib.Path:
+        key = (model, decoder)
+        if key == ("trained", "vae") and self.args.onnx:
             return pathlib.Path(self.args.onnx)
-        if model not in self.exports:
-            out, log, t0, proc = self.pending.pop(model, None) or self._start_export(model)
+        if key not in self.exports:
+            out, log, t0, proc = self.pending.pop(key, None) or self._start_export(model, decoder)
             if proc.wait() != 0:
                 tail = log.read_text().strip().splitlines()[-3:]
                 raise RuntimeError(f"mprt export of {self.model_dir(model)} failed (exit {proc.returncode}): "
                                    + " | ".join(tail))
-            self.exports[model], self.export_seconds[model] = out, round(time.perf_counter() - t0, 1)
-        return self.exports[model]
+            self.exports[key] = out
+            self.export_seconds[_tag(model, decoder)] = round(time.perf_counter() - t0, 1)
+        return self.exports[key]
 
     def close(self) -> None:
         for _, _, _, proc in self.pending.values():  # exports nobody waited for (their rows failed)
@@ -235,6 +252,39 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
                 after_row()
 
 
+def time_decoders(backends: Backends, frames: int = 16, repeats: int = 3) -> list[dict]:
+    """Each tiny decoder opened by the run beside the VAE decoder of the same model, backend and precision,
+    timed alone on the same random latents (best of `repeats`; decoding cost does not depend on values).
+    The runtime rows' decode stage runs in a thread beside the UNet: on a 2-core CPU mostly contention."""
+    out = []
+    for (model, backend_name, precision, decoder), tiny in list(backends.opened.items()):
+        # the VAE partner: same backend and precision, the same model if opened (the decoder does not
+        # depend on which denoiser the backend holds)
+        partners = [k for k in backends.opened if k[1:] == (backend_name, precision, "vae")]
+        partners.sort(key=lambda k: k[0] != model)
+        if decoder == "vae" or not partners:
+            continue
+        vae = backends.opened[partners[0]]
+        info = vae.info
+        h = info.image_size // info.scale_factor
+        z = np.random.default_rng(0).standard_normal((frames, info.latent_channels, h, h)).astype(np.float32)
+        ms = {}
+        for name, b in (("vae", vae), (decoder, tiny)):
+            b.decode(z[:1])  # warm-up
+            best = math.inf
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                b.decode(z)
+                b.synchronize()
+                best = min(best, time.perf_counter() - t0)
+            ms[name] = round(1000 * best / frames, 3)
+        out.append({"model": model, "backend": backend_name, "precision": precision, "frames": frames,
+                    "vae_ms_per_frame": ms["vae"], f"{decoder}_ms_per_frame": ms[decoder],
+                    "speedup": round(ms["vae"] / ms[decoder], 2), "decoder": tiny.info.decoder})
+        print(f"decoders alone: {out[-1]}", file=sys.stderr)
+    return out
+
+
 def main(argv=None) -> int:
     from engine.errors import MprtError
     try:
@@ -305,6 +355,7 @@ def run(argv=None) -> int:
         answers.append({"variant": control, "kind": "answer (no model)", **aggregate(results)})
     out_dir = pathlib.Path(args.out_dir)
     export_seconds: dict = {}
+    decoders: list[dict] = []  # both decoders timed alone, after the variants
 
     def write(done: bool) -> list[dict]:
         """All results so far (after every variant: a run cut short still leaves its finished rows)."""
@@ -313,7 +364,9 @@ def run(argv=None) -> int:
         verdicts = []
         if "quality" in by_name and all(c in by_name for c in MODEL_CONTROLS):
             verdicts = judge_all(by_name["quality"], by_name)
-        verdicts += judge_distillation(by_name)
+        alone = next((d for d in decoders if d["backend"] == "torch" and d["model"] == "trained"), None)
+        verdicts += judge_distillation(by_name, alone and {"vae": alone["vae_ms_per_frame"],
+                                                           "tiny": alone["tiny_ms_per_frame"]})
         meta = {**machine_info(), "load_average_before": [round(x, 2) for x in load_before],
                 "load_average_now": [round(x, 2) for x in os.getloadavg()],
                 "complete": done, "variants_done": f"{len(rows) + len(skipped)} rows of {len(variants)} variants "
@@ -322,7 +375,7 @@ def run(argv=None) -> int:
                 "frames_per_clip": args.frames, "threads": args.threads, "device": args.device, "seed": args.seed,
                 "onnx_export_s": export_seconds, "onnx_export_beside_torch_rows": args.overlap_export,
                 "benchmark_wall_s": round(time.perf_counter() - t_start, 1)}
-        write_outputs(table, per_case, verdicts, meta, out_dir)
+        write_outputs(table, per_case, verdicts, meta, out_dir, decoders)
         from benchmarks.quality_figures import frame_strip, pareto_plot
         pareto_plot(table, out_dir / "quality.png")
         if ("quality", cases[0].name) in outputs:
@@ -335,6 +388,7 @@ def run(argv=None) -> int:
         try:
             run_variants(variants, backends, cases, args, rows, per_case, outputs, skipped,
                          after_row=lambda: write(done=False))
+            decoders.extend(time_decoders(backends))
         finally:
             backends.close()
     verdicts = write(done=True)
@@ -349,7 +403,7 @@ COLUMNS = ["variant", "backend", "precision", "mode", "steps", "cfg", "s_per_fra
            "bg_err", "flicker", "note"]
 
 
-def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path) -> None:
+def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path, decoders: list[dict] = ()) -> None:
     from benchmarks.common import markdown_table
     from engine.evaluation.criteria import CLEARLY_RATIO
     from engine.evaluation.metrics import FG_THRESHOLD, PSNR_CAP
@@ -379,16 +433,21 @@ def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path) -> None
     from engine.io.atomic import atomic_file
     json_path = out_dir / "quality.json"
     data = json.loads(json_path.read_text())
-    data.update(per_clip=per_case, criteria=verdicts)
+    data.update(per_clip=per_case, criteria=verdicts, decoders_alone=list(decoders))
     with atomic_file(json_path, "w") as fh:
         fh.write(json.dumps(data, indent=2) + "\n")
+    lines = []
+    if decoders:
+        lines += ["", "## Decoders alone (same latents, same backend, best of 3)", "",
+                  markdown_table(list(decoders), list(dict.fromkeys(k for d in decoders for k in d))), ""]
     if verdicts:
-        lines = ["", "## Done-criteria: torch `quality` vs each control (issue 11); student and tiny decoder (issue 12)", "",
+        lines += ["", "## Done-criteria: torch `quality` vs each control (issue 11); student and tiny decoder (issue 12)", "",
                  f"Fixed before measuring (engine/evaluation/criteria.py); 'clearly' = error <= {CLEARLY_RATIO:g} x "
                  "the control's.", "",
                  markdown_table([{**v, "pass": "PASS" if v["pass"] else "FAIL"} for v in verdicts],
                                 ["criterion", "quality", "control_value", "margin", "margin_kind", "required", "pass"]),
                  ""]
+    if lines:
         md_path = out_dir / "quality.md"
         text = md_path.read_text()
         with atomic_file(md_path, "w") as fh:

@@ -75,4 +75,6 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("realtime tiny decoder", "realtime", decoder="tiny"),
     Variant("student 4 stream tiny decoder", "realtime", model="student", decoder="tiny", quick=True),
     Variant("student 2 stream tiny decoder", "realtime", (("steps", 2),), model="student", decoder="tiny"),
+    # the deployed realtime configuration on a graph backend: student + tiny decoder exported to ONNX
+    Variant("student 4 stream tiny decoder ort", "realtime", model="student", decoder="tiny", backend="onnxruntime"),
 )

@@ -205,6 +205,7 @@ class ExportPlan:
     driving: bool = False  # also the driving encoders' graphs (DECA, SMIRK)
     crops: AxisRange = AxisRange(1, 8, 16)  # face crops per driving-encoder call
     extra_graphs: tuple[str, ...] = ()  # optional graphs asked for by name (engine/graphs/<name>.py `wanted`)
+    streams: AxisRange = AxisRange(1, 4, 8)  # samples per call of the cross-session graph (denoising_unet_streams)
 
     def __post_init__(self):
         h, w = self.image_size
@@ -223,7 +224,7 @@ class ExportPlan:
         return {"image_size": list(self.image_size), "frames": str(self.frames), "batch": str(self.batch),
                 "images": str(self.images), "precisions": list(self.precisions),
                 "reference_mode": self.reference_mode, "driving": self.driving, "crops": str(self.crops),
-                "extra_graphs": list(self.extra_graphs)}
+                "extra_graphs": list(self.extra_graphs), "streams": str(self.streams)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ExportPlan":
@@ -231,7 +232,8 @@ class ExportPlan:
                    batch=AxisRange.parse(d["batch"], "batch"), images=AxisRange.parse(d["images"], "images"),
                    precisions=tuple(d["precisions"]), reference_mode=str(d["reference_mode"]),
                    driving=bool(d.get("driving", False)), crops=AxisRange.parse(d.get("crops", "1:8:16"), "crops"),
-                   extra_graphs=tuple(d.get("extra_graphs", ())))
+                   extra_graphs=tuple(d.get("extra_graphs", ())),
+                   streams=AxisRange.parse(d.get("streams", "1:4:8"), "streams"))
 
 
 def reference_token_shapes(config: ModelConfig, latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
@@ -273,16 +275,17 @@ def latent_hw(config: ModelConfig, plan: ExportPlan) -> tuple[int, int]:
     return H // config.vae_downscale, W // config.vae_downscale
 
 
-def text_spec(config: ModelConfig, precision: str) -> TensorSpec:
-    """The CLIP text embedding input (1, 77, D) of the reference and denoising graphs."""
-    return TensorSpec("text_embedding", float_dtype(precision), (1, TEXT_TOKENS, config.unet.cross_attention_dim))
+def text_spec(config: ModelConfig, precision: str, lead: int | str = 1) -> TensorSpec:
+    """The CLIP text embedding input (lead, 77, D) of the reference and denoising graphs (lead 1: shared)."""
+    return TensorSpec("text_embedding", float_dtype(precision), (lead, TEXT_TOKENS, config.unet.cross_attention_dim))
 
 
-def reference_specs(config: ModelConfig, plan: ExportPlan, precision: str) -> tuple[TensorSpec, ...]:
-    """The reference tensors (reference graph outputs = denoising UNet inputs), in pairing order."""
+def reference_specs(config: ModelConfig, plan: ExportPlan, precision: str, lead: int | str = 1) -> tuple[TensorSpec, ...]:
+    """The reference tensors (reference graph outputs = denoising UNet inputs), in pairing order; `lead`
+    is their first dimension (1: one identity; an axis name: one identity per sample)."""
     shapes = reference_token_shapes(config, latent_hw(config, plan))
     per = 2 if plan.reference_mode == "kv" else 1
-    return tuple(TensorSpec(n, float_dtype(precision), (1, *shapes[i // per]))
+    return tuple(TensorSpec(n, float_dtype(precision), (lead, *shapes[i // per]))
                  for i, n in enumerate(reference_names(plan.reference_mode)))
 
 

@@ -23,6 +23,7 @@ import subprocess
 import time
 from typing import Callable
 
+from engine.backends.graph_backend import MODEL_FILE
 from engine.engine_manifest import EngineManifest, sha256_file, write_manifest
 from engine.errors import InputError, MprtError
 from engine.graph_specs import ExportedGraphs, GraphSpec, read_export_manifest
@@ -104,6 +105,9 @@ def build_all(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, options: 
         manifests.append(m)
         progress(f"[{i}/{len(specs)}] {m.engine['file']}: {m.engine['bytes'] / 1e6:.1f} MB in "
                  f"{m.build['seconds']:.1f} s")
+    model_file = pathlib.Path(onnx_dir) / MODEL_FILE  # which denoiser / decoder the engines hold
+    if model_file.is_file():
+        write_atomic(out / MODEL_FILE, model_file.read_bytes())
     return manifests
 
 

@@ -27,7 +27,9 @@ def backends(tmp_path_factory):
     torch.set_num_threads(1)
     model = MagicPortraitModel.from_weights(ensure_tiny_weights())
     out = tmp_path_factory.mktemp("onnx")
-    plan = ExportPlan(image_size=(SIZE, SIZE), frames=AxisRange(1, 8, 16))
+    # with the cross-session graph, at most 3 streams per call (4 streams below take two calls)
+    plan = ExportPlan(image_size=(SIZE, SIZE), frames=AxisRange(1, 8, 16), extra_graphs=("denoising_unet_streams",),
+                      streams=AxisRange(1, 2, 3))
     exporter.export_all(model, plan, out, exporter.ExportOptions(slim=False, parity_frames=()), progress=lambda s: None)
     text = read_text_embedding(ensure_tiny_weights())
     ort = OrtBackend.from_export_dir(out, text, threads=1)
@@ -154,11 +156,49 @@ def test_tensorrt_backend_logic_on_emulated_cuda_matches_ort(backends, tmp_path,
         rt.run(MapsSource(maps), [sink])
         outs.append(np.stack(sink.frames))
     np.testing.assert_array_equal(outs[0], outs[1])
+    # several streams in one launch: each sample's guidance rows and identity copied into its place
+    x, t, keep, guidance, ids = streams_inputs(7, trt, portrait, maps)
+    *_, oguidance, oids = streams_inputs(7, ort, portrait, maps)
+    launches = cudart.graph_launches
+    np.testing.assert_allclose(trt.denoise_batch(x, t, guidance, ids, keep),
+                               ort.denoise_batch(x, t, oguidance, oids, keep), atol=1e-6)
+    assert cudart.graph_launches == launches + 2  # 4 streams, at most 3 per call
     trt.close()
     monkeypatch.setattr(cudart, "cudaGetDeviceProperties",
                         lambda d: (0, types.SimpleNamespace(name=b"Other GPU", major=8, minor=9)))
     with pytest.raises(EngineMismatchError, match="compute capability"):
         TrtBackend.from_engine_dir(tmp_path, ort.text, precision="fp32")
+
+
+def streams_inputs(seed, backend, portrait, maps):
+    """4 streams of 5 frames: two identities, each stream its own guidance rows, timesteps and CFG row."""
+    rng = np.random.default_rng(seed)
+    other = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    ids = [backend.encode_reference(p, (SIZE, SIZE)) for p in (portrait, other)]
+    guidance = [backend.encode_guidance({k: np.roll(v, s, axis=0) for k, v in maps.items()}) for s in range(4)]
+    x = rng.standard_normal((4, 4, 5, 16, 16)).astype(np.float32)
+    t = np.array([[999, 749, 499, 249, 10], [10] * 5, [500] * 5, [999, 999, 499, 499, 0]])
+    keep = np.array([True, False, True, True])
+    return x, t, keep, guidance, [ids[0], ids[1], ids[1], ids[0]]
+
+
+def test_cross_session_batch_matches_each_stream_alone(backends):
+    """The exported denoising_unet_streams graph: one call for several streams (own identity, guidance,
+    timesteps, CFG row) gives each what the single-stream graph gives it alone (1e-5), and what the
+    torch backend's batched call gives (1e-4)."""
+    from engine.graphs import denoising_unet_streams
+    tb, ob = backends
+    assert denoising_unet_streams.NAME in ob.specs
+    rng = np.random.default_rng(5)
+    portrait = rng.integers(0, 256, (80, 70, 3), dtype=np.uint8)
+    maps = {t: rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8) for t in ("depth", "normal", "render")}
+    x, t, keep, guidance, ids = streams_inputs(6, ob, portrait, maps)
+    batched = ob.denoise_batch(x, t, guidance, ids, keep)
+    alone = np.concatenate([ob.denoise(x[s:s + 1], t[s:s + 1], guidance[s], ids[s], keep[s:s + 1]) for s in range(4)])
+    np.testing.assert_allclose(batched, alone, atol=1e-5, rtol=0)
+    assert np.abs(batched[0] - batched[3]).max() > 1e-3  # the streams really differ
+    *_, tguidance, tids = streams_inputs(6, tb, portrait, maps)
+    np.testing.assert_allclose(batched, tb.denoise_batch(x, t, tguidance, tids, keep), atol=1e-4, rtol=0)
 
 
 def test_tensorrt_backend_on_a_gpu_matches_ort(backends, tmp_path):

@@ -11,10 +11,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from engine.backends.graph_backend import GraphBackend
+from engine.backends.graph_backend import GraphBackend, check_requested_variants, read_model_variants
 from engine.errors import CheckpointError, InputError
 from engine.graph_specs import GraphSpec
-from engine.graphs import denoising_unet, guidance_encoder, vae_decoder, vae_encoder
+from engine.graphs import denoising_unet, denoising_unet_streams, guidance_encoder, vae_decoder, vae_encoder
 from engine.preprocess import check_maps, image_to_u8, maps_to_float, reference_image
 
 
@@ -43,9 +43,10 @@ def open_session(path, options, providers: list[str]):
 
 class OrtBackend(GraphBackend):
     def __init__(self, graphs: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
-                 device: str = "cpu", threads: int | None = None):
+                 device: str = "cpu", threads: int | None = None, variants: Mapping[str, str] | None = None):
         """graphs: name -> (spec, .onnx path) for guidance_encoder, reference_kv or reference_unet,
-        denoising_unet, vae_encoder, vae_decoder (one precision); text_embedding (1,77,D)."""
+        denoising_unet, vae_encoder, vae_decoder (one precision); text_embedding (1,77,D); variants: the
+        denoiser / decoder the graphs were exported from (graph_backend.read_model_variants)."""
         import onnxruntime as ort
         self._use_specs({n: spec for n, (spec, _) in graphs.items()}, "ONNX export")
         opts = ort.SessionOptions()
@@ -59,19 +60,24 @@ class OrtBackend(GraphBackend):
             self.sessions[name] = open_session(path, opts, providers)
         self.text = np.asarray(text_embedding).astype(self.dtype)
         self.info = self._backend_info("onnxruntime", providers[0],
-                                       concurrent_calls=providers[0] == "CPUExecutionProvider")
+                                       concurrent_calls=providers[0] == "CPUExecutionProvider", variants=variants)
 
     @classmethod
     def from_export_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp32", device: str = "cpu",
-                        threads: int | None = None) -> "OrtBackend":
-        """The graphs of one precision in an `mprt export` directory (its export.json)."""
+                        threads: int | None = None, request=None) -> "OrtBackend":
+        """The graphs of one precision in an `mprt export` directory (its export.json); `request` (a
+        BackendRequest) may ask for the student / tiny decoder the export must hold."""
         from engine.graph_specs import read_export_manifest
         exported = read_export_manifest(str(directory))
         specs = [s for s in exported.specs if s.precision == precision]
         if not specs:
             have = sorted({s.precision for s in exported.specs})
             raise InputError(f"{directory}: no {precision} graphs in this export (it has {have})")
-        return cls({s.name: (s, exported.verified_path(s)) for s in specs}, text_embedding, device, threads)
+        variants = read_model_variants(directory)
+        if request is not None:
+            check_requested_variants(request, variants, directory)
+        return cls({s.name: (s, exported.verified_path(s)) for s in specs}, text_embedding, device, threads,
+                   variants)
 
     @classmethod
     def open(cls, request) -> "OrtBackend":
@@ -80,7 +86,7 @@ class OrtBackend(GraphBackend):
         if not request.onnx:
             raise InputError("backend onnxruntime needs an `mprt export` directory (--onnx DIR)")
         return cls.from_export_dir(request.onnx, text_embedding_for(request, "onnxruntime"),
-                                   request.precision or "fp32", request.device or "cpu", request.threads)
+                                   request.precision or "fp32", request.device or "cpu", request.threads, request)
 
     def _run(self, name: str, *inputs: np.ndarray) -> list[np.ndarray]:
         """Inputs in the graph's spec order -> its outputs in spec order."""
@@ -110,6 +116,22 @@ class OrtBackend(GraphBackend):
                       np.stack(guidance), *(identity[n] for n in self.reference_names),
                       np.asarray(use_reference, np.float32))[0]
         return v.astype(np.float32)
+
+    def denoise_batch(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[Sequence[np.ndarray]],
+                      identities: Sequence, use_reference: np.ndarray) -> np.ndarray:
+        """One denoising_unet_streams call per group of up to its largest `streams`; without that graph
+        (an export made without --streams), the streams one by one."""
+        if not self._streams_graph_takes(sample.shape[2]):
+            return super().denoise_batch(sample, timesteps, guidance, identities, use_reference)
+        io, out = denoising_unet_streams, []
+        for part in self._chunks(io.NAME, len(sample), io.AXIS):
+            ids, n = list(identities[part]), part.stop - part.start
+            refs = [np.concatenate([i[name] for i in ids]) for name in self.reference_names]
+            v = self._run(io.NAME, sample[part].astype(self.dtype), np.asarray(timesteps[part], np.float32),
+                          np.repeat(self.text, n, axis=0), np.stack([np.stack(g) for g in guidance[part]]),
+                          *refs, np.asarray(use_reference[part], np.float32))[0]
+            out.append(v.astype(np.float32))
+        return np.concatenate(out)
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         parts = [self._run(vae_decoder.NAME, latents[part].astype(self.dtype))[0]

@@ -37,9 +37,9 @@ class BackendRequest:
     cuda_graphs: bool = True                    # tensorrt: capture CUDA graphs
     threads: int | None = None                  # onnxruntime: intra-op threads
     url: str | None = None                      # triton: "host:port" (HTTP) or "grpc://host:port"
-    student: str | None = None                  # torch: None / "none" = the teacher; "auto" = WEIGHTS/student if
-                                                # present; or a student file (engine.weights.student)
-    decoder: str | None = None                  # torch: None / "vae", "auto" (WEIGHTS/tiny_decoder), "taesd:DIR"
+    student: str | None = None                  # None / "none": the teacher; "auto": WEIGHTS/student if present;
+                                                # or a student file (torch; graph backends: what the export holds)
+    decoder: str | None = None                  # None / "vae", "auto" (WEIGHTS/tiny_decoder if present), "taesd:DIR"
 
 
 def backend_names() -> tuple[str, ...]:
@@ -53,11 +53,12 @@ def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: st
     random-weight one, announced on stderr), "onnxruntime" (onnx=export dir), "tensorrt" (engines=build dir) or "triton" (url of a server
     serving an `mprt export --triton` repository). The graph backends read
     the text embedding from `weights` (or the tiny model's). `backend.info.image_size` is its native size.
-    student / decoder (torch): a distilled student and a tiny decoder beside the weights or named
-    (engine.weights.student / tiny_decoder); `backend.info.denoiser` / `.decoder` say which run."""
-    if name != "torch" and (student not in (None, "none", "auto") or decoder not in (None, "vae", "auto")):
-        raise InputError(f"--student {student} / --decoder {decoder}: backend {name} runs the graphs it was given "
-                         "(the teacher's UNet and the VAE decoder); a student or tiny decoder runs on --backend torch")
+    student / decoder: a distilled student and a tiny decoder (engine.weights.student / tiny_decoder) on
+    torch; the graph backends run what their export holds (model.json beside it) and refuse to run
+    anything else; `backend.info.denoiser` / `.decoder` say which run."""
+    if name == "triton" and (student not in (None, "none", "auto") or decoder not in (None, "vae", "auto")):
+        raise InputError(f"--student {student} / --decoder {decoder}: backend triton runs the models its server "
+                         "serves; export a student / tiny decoder into the repository with mprt export")
     if name not in OPENERS:
         raise InputError(f"backend {name!r}: expected one of {', '.join(OPENERS)}")
     if precision is not None and precision not in PRECISIONS:

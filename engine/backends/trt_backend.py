@@ -14,10 +14,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from engine import cuda_python
-from engine.backends.graph_backend import GraphBackend
+from engine.backends.graph_backend import GraphBackend, check_requested_variants, read_model_variants
 from engine.errors import CheckpointError, InputError
 from engine.graph_specs import GraphSpec
-from engine.graphs import denoising_unet, guidance_encoder, reference_kv, vae_decoder, vae_encoder
+from engine.graphs import denoising_unet, denoising_unet_streams, guidance_encoder, reference_kv, vae_decoder, vae_encoder
 from engine.preprocess import check_maps, image_to_u8, maps_to_float, reference_image
 
 
@@ -97,7 +97,8 @@ class _Engine:
 
 class TrtBackend(GraphBackend):
     def __init__(self, engines: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
-                 cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0):
+                 cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0,
+                 variants: Mapping[str, str] | None = None):
         self._use_specs({n: spec for n, (spec, _) in engines.items()}, "TensorRT engines")
         trt, _ = _tensorrt()
         self.cu = cu = _cudart()
@@ -110,17 +111,22 @@ class TrtBackend(GraphBackend):
         text = np.asarray(text_embedding, self.dtype)
         self._upload(denoising_unet.NAME, denoising_unet.TEXT, text)
         self._upload(self.ref_graph, denoising_unet.TEXT, text)
+        if denoising_unet_streams.NAME in self.engines:  # every sample's row: the same text, uploaded once
+            most = self.specs[denoising_unet_streams.NAME].axes[denoising_unet_streams.AXIS].max
+            self._upload(denoising_unet_streams.NAME, denoising_unet_streams.TEXT, np.repeat(text, most, axis=0))
         guidance = self.specs[guidance_encoder.NAME].tensor(guidance_encoder.GUIDANCE)  # (frames, C0, h, w)
         self.frame_bytes = int(np.prod(guidance.shape[1:])) * self.dtype.itemsize
         self.slots = _Buffer(cu, self.frame_bytes * feature_slots)
         self.slot_count, self.next_slot = feature_slots, 0
-        self.info = self._backend_info("tensorrt", f"cuda:{device}")
+        self.info = self._backend_info("tensorrt", f"cuda:{device}", variants=variants)
 
     @classmethod
     def from_engine_dir(cls, directory, text_embedding: np.ndarray, precision: str = "fp16",
-                        cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0) -> "TrtBackend":
+                        cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0,
+                        request=None) -> "TrtBackend":
         """`<graph>.<precision>.engine` files of `mprt build`, each checked against its manifest
-        (TensorRT version, compute capability, file size) before it is deserialized."""
+        (TensorRT version, compute capability, file size) before it is deserialized; `request` may ask
+        for the student / tiny decoder the engines must hold (model.json, copied there by mprt build)."""
         from engine.engine_manifest import RuntimeTarget, load_checked
         trt, module = _tensorrt()
         cu = _cudart()
@@ -138,7 +144,10 @@ class TrtBackend(GraphBackend):
             engines[manifest.graph.name] = (manifest.graph, path)
         if not engines:
             raise CheckpointError(f"{directory}: no *.{precision}.engine files (build them with `mprt build`)")
-        return cls(engines, text_embedding, cuda_graphs, feature_slots, device)
+        variants = read_model_variants(directory)
+        if request is not None:
+            check_requested_variants(request, variants, directory)
+        return cls(engines, text_embedding, cuda_graphs, feature_slots, device, variants)
 
     @classmethod
     def open(cls, request) -> "TrtBackend":
@@ -153,7 +162,7 @@ class TrtBackend(GraphBackend):
             raise InputError(f"device {device!r}: the tensorrt backend runs on a CUDA device (cuda or cuda:N)")
         return cls.from_engine_dir(request.engines, text_embedding_for(request, "tensorrt"),
                                    request.precision or "fp16", cuda_graphs=request.cuda_graphs,
-                                   device=int(index or 0))
+                                   device=int(index or 0), request=request)
 
     # -- copies ------------------------------------------------------------------------------------
     def _upload(self, graph: str, name: str, array: np.ndarray) -> None:
@@ -212,22 +221,54 @@ class TrtBackend(GraphBackend):
                 handles.append(self.next_slot - 1)  # monotonically numbered; slot = handle % slot_count
         return handles
 
+    def _check_slots(self, handles: Sequence[int]) -> None:
+        if min(handles) < self.next_slot - self.slot_count:
+            raise RuntimeError("guidance feature slot was reused while still in flight: raise feature_slots")
+
+    def _gather_guidance(self, dst: int, handles: Sequence[int]) -> None:
+        """Copy the feature rows of `handles` from the ring to consecutive rows at device address `dst`."""
+        for j, handle in enumerate(handles):
+            self._d2d(dst + j * self.frame_bytes, self.slots.ptr + (handle % self.slot_count) * self.frame_bytes,
+                      self.frame_bytes)
+
     def denoise(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[int], identity,
                 use_reference: np.ndarray) -> np.ndarray:
-        if min(guidance) < self.next_slot - self.slot_count:
-            raise RuntimeError("guidance feature slot was reused while still in flight: raise feature_slots")
+        self._check_slots(guidance)
         io, unet = denoising_unet, self.engines[denoising_unet.NAME]
         b, _, f = sample.shape[:3]
         self._upload(io.NAME, io.SAMPLE, sample.astype(self.dtype))
         self._upload(io.NAME, io.TIMESTEP, np.asarray(timesteps, np.float32))
         self._upload(io.NAME, io.USE_REFERENCE, np.asarray(use_reference, np.float32))
-        for j, handle in enumerate(guidance):
-            self._d2d(unet.buffers[io.GUIDANCE].ptr + j * self.frame_bytes,
-                      self.slots.ptr + (handle % self.slot_count) * self.frame_bytes, self.frame_bytes)
+        self._gather_guidance(unet.buffers[io.GUIDANCE].ptr, guidance)
         for name, buf in identity.items():
             self._d2d(unet.buffers[name].ptr, buf.ptr, buf.nbytes)
         unet.launch(self.stream, {"batch": b, "frames": f}, self.cuda_graphs)
         return self._download(io.NAME, io.V, sample.shape).astype(np.float32)
+
+    def denoise_batch(self, sample: np.ndarray, timesteps: np.ndarray, guidance: Sequence[Sequence[int]],
+                      identities: Sequence, use_reference: np.ndarray) -> np.ndarray:
+        """One denoising_unet_streams launch per group of up to its largest `streams` (each sample's
+        guidance rows and identity K/V copied on the device into its place); without that engine, the
+        streams one by one."""
+        if not self._streams_graph_takes(sample.shape[2]):
+            return super().denoise_batch(sample, timesteps, guidance, identities, use_reference)
+        io, unet = denoising_unet_streams, self.engines[denoising_unet_streams.NAME]
+        out = []
+        for part in self._chunks(io.NAME, len(sample), io.AXIS):
+            s, _, f = sample[part].shape[:3]
+            rows, ids = list(guidance[part]), list(identities[part])
+            self._check_slots([h for frames in rows for h in frames])
+            self._upload(io.NAME, io.SAMPLE, sample[part].astype(self.dtype))
+            self._upload(io.NAME, io.TIMESTEP, np.asarray(timesteps[part], np.float32))
+            self._upload(io.NAME, io.USE_REFERENCE, np.asarray(use_reference[part], np.float32))
+            for i, frames in enumerate(rows):
+                self._gather_guidance(unet.buffers[io.GUIDANCE].ptr + i * f * self.frame_bytes, frames)
+            for i, identity in enumerate(ids):
+                for name, buf in identity.items():  # (1, L, C) each: sample i's row
+                    self._d2d(unet.buffers[name].ptr + i * buf.nbytes, buf.ptr, buf.nbytes)
+            unet.launch(self.stream, {io.AXIS: s, "frames": f}, self.cuda_graphs)
+            out.append(self._download(io.NAME, io.V, sample[part].shape).astype(np.float32))
+        return np.concatenate(out)
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         dec = self.engines[vae_decoder.NAME]

@@ -9,15 +9,26 @@ def add_model_options(p) -> None:
                    "Without it a tiny random-weight model is used, and the output is noise-like")
     g.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     g.add_argument("--fp16", action="store_true", help="run the networks in float16 (GPU)")
+    add_variant_options(g, exporting=False)
+
+
+def add_variant_options(g, exporting: bool) -> None:
+    """--student / --decoder: what runs (a command that runs the model) or what goes into the graphs
+    (mprt export; the graph backends then run what their export holds)."""
+    if exporting:
+        run, where = "the denoising_unet graph from ", ""
+        defaults = "default: the teacher; model.json beside the graphs records which"
+    else:
+        run, where = "", " Graph backends (onnxruntime, tensorrt) run what their export holds: 'auto' takes it"
+        defaults = ("'auto' is the realtime preset's default, 'none' the other presets'. A student runs with "
+                    "the consistency scheduler (lcm) and no CFG")
     g.add_argument("--student", metavar="FILE|auto|none", default=None,
-                   help="distilled few-step student (mprt distill): a file, 'auto' (WEIGHTS/student/student.safetensors "
-                   "if present; the default of the realtime preset) or 'none' (the teacher; other presets' default). "
-                   "A student runs with the consistency scheduler (lcm) and no CFG. Torch backend")
+                   help=f"{run}a distilled few-step student (mprt distill): a file, 'auto' "
+                   f"(WEIGHTS/student/student.safetensors if present) or 'none' (the teacher); {defaults}.{where}")
     g.add_argument("--decoder", metavar="vae|auto|taesd:DIR", default=None,
                    help="latent decoder: 'vae', 'taesd:DIR' (TAESD-format files: taesd_decoder.safetensors or a "
-                   "diffusers AutoencoderTiny folder, never downloaded) or 'auto' (WEIGHTS/tiny_decoder if present; "
-                   "the default of the realtime preset; the VAE for the others). Torch backend")
-
+                   "diffusers AutoencoderTiny folder, never downloaded) or 'auto' (WEIGHTS/tiny_decoder if present"
+                   + ("" if exporting else "; the realtime preset's default, the VAE for the others") + ")")
 
 def add_driving_options(p) -> None:
     """Face tracking + DECA/SMIRK options of the commands that take a driving video or webcam."""

@@ -1,6 +1,8 @@
 """`mprt export`: every network to ONNX (opset 18), parity-checked in ONNX Runtime against torch."""
 from __future__ import annotations
 
+from engine.cli.common import add_variant_options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -19,6 +21,10 @@ def register(sub) -> None:
     p.add_argument("--fp16", action="store_true", help="also write fp16 graphs (converted from the fp32 ones)")
     p.add_argument("--frames", default="1:12:32", help="frames per call MIN:OPT:MAX (default 1:12:32; max 32)")
     p.add_argument("--batch", default="1:2:2", help="UNet batch MIN:OPT:MAX (default 1:2:2; 2 = CFG)")
+    p.add_argument("--streams", default=None, metavar="MIN:OPT:MAX",
+                   help="also export denoising_unet_streams: the UNet for several streams in one call (each with "
+                   "its own guidance, identity and timesteps: the cross-session batcher of mprt serve), with "
+                   "this range of streams per call, e.g. 1:4:8; its TensorRT profile and Triton batching follow it")
     p.add_argument("--size", default=None,
                    help="output image size WxH or N, multiples of 64 (default 512, 128 for the tiny model)")
     p.add_argument("--reference", choices=("kv", "features"), default="kv",
@@ -29,6 +35,7 @@ def register(sub) -> None:
                    "off by default: the slimmed UNet needs a much larger TensorRT workspace")
     p.add_argument("--parity-frames", default="1,4,12",
                    help="frame counts of the parity check, comma-separated (default 1,4,12), or 'none'")
+    add_variant_options(p, exporting=True)
     p.add_argument("--overwrite", action="store_true", help="replace graphs already in --out")
     d = p.add_mutually_exclusive_group()
     d.add_argument("--driving-weights", metavar="DIR",
@@ -105,11 +112,15 @@ def _export(args) -> None:
         from engine.driving.encoder_weights import load_encoders, random_encoders
         driving = random_encoders() if args.random_driving_encoders else load_encoders(args.driving_weights)
     model = MagicPortraitModel.from_weights(args.weights)
+    model.use_variants(args.student, args.decoder)
+    print(f"exporting denoiser: {model.denoiser}; decoder: {model.decoder_name}")
     default = model.config.image_size
     plan = ExportPlan(image_size=_size(args.size, default), frames=AxisRange.parse(args.frames, "--frames"),
                       batch=AxisRange.parse(args.batch, "--batch"),
                       precisions=("fp32", "fp16") if args.fp16 else ("fp32",), reference_mode=args.reference,
-                      driving=driving is not None)
+                      driving=driving is not None,
+                      extra_graphs=("denoising_unet_streams",) if args.streams else (),
+                      streams=AxisRange.parse(args.streams, "--streams") if args.streams else ExportPlan.streams)
     if args.parity_frames.strip().lower() == "none":
         frames = ()
     else:

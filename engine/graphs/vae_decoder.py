@@ -14,7 +14,7 @@ def spec(config, plan, precision) -> GraphSpec:
 
 
 def parts(model) -> dict:
-    return {"vae": model.vae_decoder}
+    return {"vae": model.decoder}  # the VAE's decoder, or the tiny one the model was set to use
 
 
 def forward(parts, latents):

@@ -105,7 +105,7 @@ _LOCAL: dict[str, Any] = {}  # the local cluster this process started: its temp 
 
 
 def _start_local_cluster(cpus: float) -> str:
-    """`ray start --head` on loopback with every agent port given: a raylet otherwise waits a fixed ~15 s
+    """`ray start --head` on this host with every agent port given: a raylet otherwise waits a fixed ~15 s
     for its (Python) agents to report their ports and aborts on a busy machine (2 shared cores here)."""
     import shutil
     import socket
@@ -120,7 +120,11 @@ def _start_local_cluster(cpus: float) -> str:
         s.close()
     temp = tempfile.mkdtemp(prefix="mprt-ray-")
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
-    cmd = [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--num-cpus={cpus:g}",
+    # The node address is the one Ray resolves loopback to (ray.init rewrites "127.0.0.1" to it): a head on
+    # 127.0.0.1 leaves the driver waiting for a raylet on an address no node has.
+    from ray._private.services import get_node_ip_address
+    node_ip = get_node_ip_address()
+    cmd = [ray_cli, "start", "--head", f"--node-ip-address={node_ip}", f"--port={gcs}", f"--num-cpus={cpus:g}",
            "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
            f"--dashboard-agent-grpc-port={agent_grpc}", f"--dashboard-agent-listen-port={agent_http}",
            f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env}"]
@@ -136,7 +140,7 @@ def _start_local_cluster(cpus: float) -> str:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise InputError(f"could not start a local Ray cluster (`ray start` exit {done.returncode}): "
                          + " | ".join(tail))
-    return f"127.0.0.1:{gcs}"
+    return f"{node_ip}:{gcs}"
 
 
 def _stop_local_cluster() -> None:

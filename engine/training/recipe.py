@@ -16,7 +16,7 @@ class TrainRecipe:
     autoencoder_batch: int = 16
     autoencoder_crop: int = 32  # random crops: a quarter of a 64-px image's cost per sample
     autoencoder_lr: float = 3e-4  # 1e-3 and above stalled near the mean image
-    image_steps: int = 1200
+    image_steps: int = 2600
     image_batch: int = 48  # ~0.6 s of every step is fixed overhead on the CPU: big batches amortise it
     image_lr: float = 5e-4
     motion_steps: int = 200

@@ -137,9 +137,13 @@ class MagicPortraitModel:
 
     # -- output ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, batch: int = 1) -> np.ndarray:
-        """(1,4,F,h,w) -> (F,H,W,3) uint8, one frame at a time like upstream."""
+    def decode(self, latents: torch.Tensor, batch: int | None = None) -> np.ndarray:
+        """(1,4,F,h,w) -> (F,H,W,3) uint8: the VAE one frame at a time like upstream (its activations at
+        512 px are large); a tiny decoder all frames in one call (small activations; per-call overhead
+        is most of its cost at small sizes)."""
         frames = latents[0].transpose(0, 1)
+        if batch is None:
+            batch = 1 if self.tiny_decoder is None else frames.shape[0]
         images = [self.decoder(frames[i:i + batch]) for i in range(0, frames.shape[0], batch)]
         x = torch.cat(images).permute(0, 2, 3, 1).float().cpu().numpy()
         return (x * 255).astype(np.uint8)  # truncation, as upstream's save_videos_grid

@@ -75,8 +75,7 @@ def cluster():
         assert not ray.is_initialized()
 
 
-@pytest.mark.skip(reason="not yet working (stop 8): the local Ray cluster never started on the development "
-                  "machine, and its client tried a non-loopback address; run by hand once fixed")
+@pytest.mark.slow
 def test_placement_admission_failover_and_vanished_clients(cluster):
     import ray
 

@@ -61,7 +61,7 @@ class TorchBackend(Backend):
                 use_reference: np.ndarray) -> np.ndarray:
         m = self.model
         x = torch.from_numpy(np.ascontiguousarray(sample)).to(m.device, m.dtype)
-        t = torch.from_numpy(np.asarray(timesteps, np.int64)).to(m.device)
+        t = torch.from_numpy(np.ascontiguousarray(timesteps, np.int64)).to(m.device)
         g = torch.stack(list(guidance), dim=1)[None]
         keep = torch.from_numpy(np.asarray(use_reference, bool)).to(m.device)
         v = m.denoising_unet(x, t, m.text_embedding, g, identity, keep)
@@ -72,7 +72,7 @@ class TorchBackend(Backend):
                       identities: Sequence, use_reference: np.ndarray) -> np.ndarray:
         m = self.model
         x = torch.from_numpy(np.ascontiguousarray(sample)).to(m.device, m.dtype)
-        t = torch.from_numpy(np.asarray(timesteps, np.int64)).to(m.device)
+        t = torch.from_numpy(np.ascontiguousarray(timesteps, np.int64)).to(m.device)
         g = torch.stack([torch.stack(list(frames), dim=1) for frames in guidance])  # (S,C0,F,h,w)
         keep = torch.from_numpy(np.asarray(use_reference, bool)).to(m.device)
         if all(i is identities[0] for i in identities):

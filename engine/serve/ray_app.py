@@ -128,7 +128,9 @@ def _start_local_cluster(cpus: float) -> str:
            "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
            f"--dashboard-agent-grpc-port={agent_grpc}", f"--dashboard-agent-listen-port={agent_http}",
            f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env}"]
-    env = {**PATIENT_STARTUP, **os.environ}
+    # Token auth off for this local cluster, as for the driver (Ray reads the driver's mode when it is
+    # imported): a token left in ~/.ray would otherwise switch only the head to token mode.
+    env = {**PATIENT_STARTUP, **os.environ, "RAY_AUTH_MODE": "disabled"}
     _LOCAL["temp"] = temp
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=NODE_START_WAIT_S)

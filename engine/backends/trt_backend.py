@@ -17,7 +17,8 @@ from engine import cuda_python
 from engine.backends.graph_backend import GraphBackend, check_requested_variants, read_model_variants
 from engine.errors import CheckpointError, InputError
 from engine.graph_specs import GraphSpec
-from engine.graphs import denoising_unet, denoising_unet_streams, guidance_encoder, reference_kv, vae_decoder, vae_encoder
+from engine.graphs import (denoising_unet, denoising_unet_streams, guidance_encoder, reference_kv, vae_decoder,
+                           vae_encoder)
 from engine.preprocess import check_maps, image_to_u8, maps_to_float, reference_image
 
 

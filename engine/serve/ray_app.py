@@ -95,10 +95,16 @@ def connect(address: str | None, plan: RayPlan, quiet: bool = True) -> None:
         return
     kwargs: dict[str, Any] = dict(log_to_driver=not quiet, configure_logging=quiet,
                                   logging_level="warning" if quiet else "info")
-    if not address:
-        cpus = max(2.0, (plan.max_replicas or plan.replicas) * plan.cpus_per_replica + 1)
-        address = _start_local_cluster(cpus)
-    ray.init(address=address, **kwargs)
+    if address:
+        ray.init(address=address, **kwargs)
+        return
+    cpus = max(2.0, (plan.max_replicas or plan.replicas) * plan.cpus_per_replica + 1)
+    local = _start_local_cluster(cpus)
+    try:
+        ray.init(address=local, **kwargs)
+    except Exception as err:  # a cluster nobody can use must not outlive us
+        _stop_local_cluster()
+        raise InputError(f"could not start a local Ray cluster: the driver cannot join it at {local} ({err})") from None
 
 
 _LOCAL: dict[str, Any] = {}  # the local cluster this process started: its temp dir

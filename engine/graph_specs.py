@@ -233,7 +233,7 @@ class ExportPlan:
                    precisions=tuple(d["precisions"]), reference_mode=str(d["reference_mode"]),
                    driving=bool(d.get("driving", False)), crops=AxisRange.parse(d.get("crops", "1:8:16"), "crops"),
                    extra_graphs=tuple(d.get("extra_graphs", ())),
-                   streams=AxisRange.parse(d.get("streams", "1:4:8"), "streams"))
+                   streams=AxisRange.parse(d["streams"], "streams") if "streams" in d else cls.streams)
 
 
 def reference_token_shapes(config: ModelConfig, latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
@@ -280,7 +280,8 @@ def text_spec(config: ModelConfig, precision: str, lead: int | str = 1) -> Tenso
     return TensorSpec("text_embedding", float_dtype(precision), (lead, TEXT_TOKENS, config.unet.cross_attention_dim))
 
 
-def reference_specs(config: ModelConfig, plan: ExportPlan, precision: str, lead: int | str = 1) -> tuple[TensorSpec, ...]:
+def reference_specs(config: ModelConfig, plan: ExportPlan, precision: str,
+                    lead: int | str = 1) -> tuple[TensorSpec, ...]:
     """The reference tensors (reference graph outputs = denoising UNet inputs), in pairing order; `lead`
     is their first dimension (1: one identity; an axis name: one identity per sample)."""
     shapes = reference_token_shapes(config, latent_hw(config, plan))

@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import Callable
 
-from engine.backends.graph_backend import MODEL_FILE
+from engine.backends.graph_backend import write_model_variants
 from engine.engine_manifest import sha256_file
 from engine.errors import InputError
 from engine.graph_specs import EXPORT_MANIFEST, ExportPlan, GraphSpec, find_spec
@@ -101,7 +101,7 @@ def export_all(model: MagicPortraitModel, plan: ExportPlan, out_dir: str | os.Pa
                 raise InputError(f"{path}: ONNX Runtime disagrees with the torch module: max rel. error "
                                  f"{bad[0].max_rel:.3g} > {bad[0].tolerance:g} at {bad[0].axes}")
     write_export_manifest(out, plan, specs, reports)
-    write_model_variants(out, model)
+    write_model_variants(out, model.denoiser, model.decoder_name)  # the backends report and enforce it
     return reports
 
 
@@ -137,13 +137,6 @@ def _prepare_out_dir(out: pathlib.Path, specs: list[GraphSpec], overwrite: bool)
     existing = [p.name for p in [out / EXPORT_MANIFEST] + [out / s.file_name for s in specs] if p.exists()]
     if existing and not overwrite:
         raise InputError(f"--out {out}: already holds {existing}; pass --overwrite to replace them")
-
-
-def write_model_variants(out: pathlib.Path, model: MagicPortraitModel) -> pathlib.Path:
-    """model.json: which denoiser (the teacher or a student) and decoder the graphs hold; the graph
-    backends report it and refuse a --student / --decoder the export does not hold."""
-    data = {"denoiser": model.denoiser, "decoder": model.decoder_name}
-    return write_atomic(out / MODEL_FILE, json.dumps(data, indent=1).encode())
 
 
 def write_export_manifest(out: pathlib.Path, plan: ExportPlan, specs: list[GraphSpec],

@@ -32,6 +32,13 @@ def read_model_variants(directory) -> dict[str, str]:
     return {"denoiser": str(data.get("denoiser", "teacher")), "decoder": str(data.get("decoder", "vae"))}
 
 
+def write_model_variants(directory, denoiser: str, decoder: str) -> pathlib.Path:
+    """model.json beside an export's graphs: which denoiser (the teacher or a student) and decoder they hold."""
+    from engine.io.atomic import write_atomic
+    data = {"denoiser": denoiser, "decoder": decoder}
+    return write_atomic(pathlib.Path(directory) / MODEL_FILE, json.dumps(data, indent=1).encode())
+
+
 def check_requested_variants(request, variants: Mapping[str, str], directory) -> None:
     """Graphs carry their weights: a graph backend runs the denoiser and decoder its export holds, so
     --student / --decoder may only ask for that ('auto' takes whatever it is)."""

@@ -128,10 +128,18 @@ class OrtBackend(GraphBackend):
             ids, n = list(identities[part]), part.stop - part.start
             refs = [np.concatenate([i[name] for i in ids]) for name in self.reference_names]
             v = self._run(io.NAME, sample[part].astype(self.dtype), np.asarray(timesteps[part], np.float32),
-                          np.repeat(self.text, n, axis=0), np.stack([np.stack(g) for g in guidance[part]]),
+                          self._text_rows(n), np.stack([np.stack(g) for g in guidance[part]]),
                           *refs, np.asarray(use_reference[part], np.float32))[0]
             out.append(v.astype(np.float32))
         return np.concatenate(out)
+
+    def _text_rows(self, n: int) -> np.ndarray:
+        """The text embedding once per sample (the streams graph's (n, 77, D)), made once per n."""
+        if not hasattr(self, "_text_by_rows"):
+            self._text_by_rows: dict[int, np.ndarray] = {}
+        if n not in self._text_by_rows:
+            self._text_by_rows[n] = np.repeat(self.text, n, axis=0)
+        return self._text_by_rows[n]
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         parts = [self._run(vae_decoder.NAME, latents[part].astype(self.dtype))[0]

@@ -30,6 +30,7 @@ def add_variant_options(g, exporting: bool) -> None:
                    "diffusers AutoencoderTiny folder, never downloaded) or 'auto' (WEIGHTS/tiny_decoder if present"
                    + ("" if exporting else "; the realtime preset's default, the VAE for the others") + ")")
 
+
 def add_driving_options(p) -> None:
     """Face tracking + DECA/SMIRK options of the commands that take a driving video or webcam."""
     g = p.add_argument_group("driving (face tracking and encoders; see `mprt track --help`)")

@@ -102,6 +102,7 @@ def _triton(args, onnx_dir) -> int:
 def _export(args) -> None:
     from engine.errors import InputError
     from engine.graph_specs import AxisRange, ExportPlan
+    from engine.graphs import denoising_unet_streams
     from engine.model import MagicPortraitModel
     from export.exporter import ExportOptions, export_all
 
@@ -119,7 +120,7 @@ def _export(args) -> None:
                       batch=AxisRange.parse(args.batch, "--batch"),
                       precisions=("fp32", "fp16") if args.fp16 else ("fp32",), reference_mode=args.reference,
                       driving=driving is not None,
-                      extra_graphs=("denoising_unet_streams",) if args.streams else (),
+                      extra_graphs=(denoising_unet_streams.NAME,) if args.streams else (),
                       streams=AxisRange.parse(args.streams, "--streams") if args.streams else ExportPlan.streams)
     if args.parity_frames.strip().lower() == "none":
         frames = ()

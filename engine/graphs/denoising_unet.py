@@ -42,17 +42,18 @@ def parts(model) -> dict:
     return {"unet": model.denoising_unet}
 
 
-def forward(parts, sample, timestep, text_embedding, guidance, *rest, per_sample_guidance: bool = False):
-    """per_sample_guidance: guidance is already (B, C0, F, h, w) (denoising_unet_streams)."""
+def forward(parts, sample, timestep, text_embedding, guidance, *rest):
+    # (F, C0, h, w) rows -> (1, C0, F, h, w): the module broadcasts it over the batch.
+    return run_unet(parts["unet"], sample, timestep, text_embedding, guidance.transpose(0, 1).unsqueeze(0), *rest)
+
+
+def run_unet(unet, sample, timestep, text_embedding, guidance, *rest):
+    """The UNet on graph inputs, guidance already (1 or B, C0, F, h, w); also denoising_unet_streams'."""
     *refs, use_reference = rest
-    unet = parts["unet"]
     if len(refs) == 2 * REFERENCE_TRANSFORMERS:  # K/V pairs (reference mode "kv")
         kv = [(refs[2 * i], refs[2 * i + 1]) for i in range(len(refs) // 2)]
     else:
         kv = unet.project_reference(list(refs))
-    if not per_sample_guidance:
-        # (F, C0, h, w) rows -> (1, C0, F, h, w): the module broadcasts it over the batch.
-        guidance = guidance.transpose(0, 1).unsqueeze(0)
     v = unet(sample, timestep, text_embedding, guidance, kv, use_reference > 0.5)
     # Restate v's shape with the channel count as a constant: the module's reshape(b, f, -1, h, w)
     # leaves TensorRT unable to infer that dim 1 is 4.

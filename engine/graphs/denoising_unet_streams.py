@@ -48,7 +48,6 @@ def parts(model) -> dict:
 
 
 def forward(parts, sample, timestep, text_embedding, guidance, *rest):
-    # (S, F, C0, h, w) rows -> (S, C0, F, h, w); then exactly the single-stream graph's forward, whose
-    # module takes per-sample guidance, K/V and text as readily as shared ones.
-    return denoising_unet.forward(parts, sample, timestep, text_embedding, guidance.transpose(1, 2), *rest,
-                                  per_sample_guidance=True)
+    # (S, F, C0, h, w) rows -> (S, C0, F, h, w): the module takes per-sample guidance, K/V and text as
+    # readily as shared ones.
+    return denoising_unet.run_unet(parts["unet"], sample, timestep, text_embedding, guidance.transpose(1, 2), *rest)

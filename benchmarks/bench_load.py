@@ -40,7 +40,8 @@ MODES = {  # name -> (description, extra `mprt serve` options)
     "ray2": ("--ray, 2 replicas", ["--ray", "--replicas", "2"]),
 }
 COLUMNS = ["mode", "clients", "served", "refused", "errors", "aggregate_fps", "per_stream_fps", "latency_p50_ms",
-           "latency_p95_ms", "latency_p99_ms", "drop_rate", "first_output_s", "load_1min"]
+           "latency_p95_ms", "latency_p99_ms", "latency_drift_ms", "drop_rate", "first_output_s", "load_1min",
+           "measured_at"]
 
 
 # -- client side (a subprocess) ---------------------------------------------------------------------
@@ -90,21 +91,41 @@ def run_clients_process(url: str, n: int, fps: float, seconds: float, size: int,
     return results
 
 
+def latency_drift_ms(latencies_ms: list[float]) -> float | None:
+    """Median latency of a stream's last third minus its first third: ~0 when the server keeps up or
+    drops frames, growing with the run when a queue grows."""
+    third = len(latencies_ms) // 3
+    if third < 2:
+        return None
+    return float(np.median(latencies_ms[-third:]) - np.median(latencies_ms[:third]))
+
+
 def summarize(mode: str, n: int, results: list[dict]) -> dict:
     served = [r for r in results if r["started"] and not r["error"] and r["seconds"] > 0]
     lat = np.concatenate([np.asarray(r["latencies_ms"]) for r in served]) if served else np.zeros(0)
     fps = [r["received"] / r["seconds"] for r in served]
     sent = sum(r["sent_measured"] for r in served)
     pct = (lambda q: round(float(np.percentile(lat, q)), 1) if lat.size else None)
+    drifts = [d for d in (latency_drift_ms(r["latencies_ms"]) for r in served) if d is not None]
     return {"mode": mode, "clients": n, "served": len(served), "refused": sum(bool(r["refused"]) for r in results),
             "errors": sum(bool(r["error"]) for r in results),
             "aggregate_fps": round(float(sum(fps)), 2), "per_stream_fps": round(float(np.mean(fps)), 2) if fps else None,
             "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
+            "latency_drift_ms": round(float(np.median(drifts)), 1) if drifts else None,
             "drop_rate": round(1 - sum(r["received"] for r in served) / sent, 3) if sent else None,
             "first_output_s": round(float(np.median([r["first_output_s"] for r in served])), 1) if served else None,
-            "load_1min": round(os.getloadavg()[0], 2),
+            "load_1min": round(os.getloadavg()[0], 2), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "refusal_message": next((r["refused"] for r in results if r["refused"]), None),
             "error_messages": sorted({r["error"] for r in results if r["error"]})[:3]}
+
+
+def carried_over(path: pathlib.Path, modes: list[str]) -> list[dict]:
+    """Rows of an earlier load.json for the modes this run does not measure (a quiet rerun of some
+    modes keeps the others' rows beside it)."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text()).get("rows", [])
+    return [{"measured_at": "earlier run", **r} for r in earlier if r.get("mode") not in modes]
 
 
 def plot(rows, out_dir: pathlib.Path) -> pathlib.Path:
@@ -164,6 +185,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-sessions", type=int, default=4,
                    help="admission: sessions per process / per replica (default 4; more clients are refused)")
     p.add_argument("--out-dir", default=str(RESULTS_DIR))
+    p.add_argument("--replace", action="store_true",
+                   help="write only this run's modes (default: rows of other modes in load.json are kept, "
+                        "each with its own measured_at and load)")
     args = p.parse_args(argv)
     if any(not 1 <= n <= 16 for n in args.clients):
         raise SystemExit("--clients: 1..16 each")
@@ -204,12 +228,18 @@ def main(argv=None) -> int:
              "drop_rate: camera frames sent in the measured span that never came back (the server keeps the newest "
              "frame when behind: that is how latency stays bounded). refused: HTTP 503 with the server's message "
              "(admission: --max-sessions per process / --max-sessions-per-replica per replica).",
+             "latency_drift_ms: per stream, median latency of the measured span's last third minus its first "
+             "third (median over streams): near 0 or negative means no queue grows.",
              "2 CPU cores shared with other work: see load_1min per row and the load averages above; "
-             "timings are indicative only here."]
+             "timings are indicative only here. Rows keep the time they were measured (measured_at): "
+             "a rerun of some modes keeps the other modes' rows (--replace drops them)."]
     messages = {r["mode"]: r["refusal_message"] for r in rows if r.get("refusal_message")}
     notes += sorted({f"{r['mode']} failed: {m}" for r in rows if not r.get("served") for m in r.get("error_messages", [])})
     notes += [f"Refusal message ({m}): \"{msg}\"" for m, msg in messages.items()]
     out_dir = pathlib.Path(args.out_dir)
+    if not args.replace:
+        rows = carried_over(out_dir / "load.json", args.modes) + rows
+        meta["modes"] = {**{r["mode"]: MODES[r["mode"]][0] for r in rows if r["mode"] in MODES}, **meta["modes"]}
     write_results("load", "mprt serve under load: one process vs Ray Serve replicas", rows, COLUMNS, meta, notes,
                   out_dir)
     if any(r.get("aggregate_fps") is not None for r in rows):

@@ -32,6 +32,7 @@ from benchmarks.common import RESULTS_DIR, machine_info, write_results  # noqa: 
 from benchmarks.quality_variants import DECODERS, VARIANTS, Variant  # noqa: E402
 
 DEFAULT_DATA = "/work/data/synth-v1"
+AUTOENCODER_CEILING = "autoencoder round trip (ceiling)"
 
 
 def stream_settings_for(variant: Variant):
@@ -204,6 +205,23 @@ def variant_row(v: Variant, settings) -> dict:
                                                               else f"first {settings.cfg_steps}")}
 
 
+def autoencoder_ceiling(weights: pathlib.Path, cases, per_case: list[dict]) -> dict:
+    """The ground truth through the model's own autoencoder (encode -> latent mean -> decode): the best
+    any sampler of this model can do, and what the autoencoder alone costs. Informative."""
+    import torch
+    from engine.networks.vae import load_autoencoder
+    from engine.weights.layout import WeightsLayout
+    vae, results = load_autoencoder(WeightsLayout.discover(weights).vae_dir), []
+    for case in cases:
+        x = torch.from_numpy(case.clip.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            y = vae.decode(vae.encode(x).latent_dist.mean).sample
+        frames = ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).floor().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        results.append({"case": case.name, "frames": len(frames), **score(frames, case)})
+        per_case.append({"variant": AUTOENCODER_CEILING, **results[-1]})
+    return {"variant": AUTOENCODER_CEILING, "kind": "answer (model's autoencoder)", **aggregate(results)}
+
+
 def run_variants(variants, backends: Backends, cases, args, rows, per_case, outputs, skipped, after_row) -> None:
     """Every variant on every case (and the model controls beside `quality`); fills the lists and
     calls after_row() after each row."""
@@ -353,6 +371,8 @@ def run(argv=None) -> int:
             results.append({"case": case.name, "frames": len(frames), **score(frames, case)})
             per_case.append({"variant": control, **results[-1]})
         answers.append({"variant": control, "kind": "answer (no model)", **aggregate(results)})
+    if args.weights:
+        answers.append(autoencoder_ceiling(pathlib.Path(args.weights), cases, per_case))
     out_dir = pathlib.Path(args.out_dir)
     export_seconds: dict = {}
     decoders: list[dict] = []  # both decoders timed alone, after the variants
@@ -423,7 +443,9 @@ def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path, decoder
         "Controls: 'swapped reference' / 'swapped motion' run the quality preset (torch) with another held-out "
         "identity's reference / another held-out motion's guidance; 'copy the reference', 'copy the render "
         "map', 'mean image' (mean of every held-out ground-truth frame) answer without a model; 'clip mean (oracle)' "
-        "and 'ground truth (ceiling)' are informative (they use the clip's ground truth).",
+        "and 'ground truth (ceiling)' are informative (they use the clip's ground truth); so is 'autoencoder round "
+        "trip (ceiling)': the ground truth encoded and decoded by the model's own autoencoder, the best its "
+        "latents can show.",
     ]
     write_results("quality", "Quality per preset and backend on held-out synthetic people", rows, COLUMNS,
                   meta, notes, out_dir)

@@ -75,7 +75,7 @@ def make_identity(seed: int) -> Identity:
     light = default_sh_light()
     light[0] *= rng.uniform(0.85, 1.1)
     light[1:4] += rng.normal(0, 0.12, (3, 1)).astype(np.float32)
-    background, bg_kind = _background(rng)
+    background, bg_kind = random_background(rng)
     desc = (f"identity {seed}: skin {np.round(skin, 2).tolist()}, {'cap' if cap else 'hair'}, "
             f"{pattern} skin, {bg_kind} background")
     return Identity(seed, shape, np.clip(detail, 0, 1).astype(np.float32), np.clip(plain, 0, 1),
@@ -150,7 +150,8 @@ def _add_cap_band(rng, tex, model, frame, verts, cap_colour) -> np.ndarray:
     return tex * (1 - baked) + trim[:, None, None] * baked
 
 
-def _background(rng, size: int = 512) -> tuple[np.ndarray, str]:
+def random_background(rng, size: int = 512) -> tuple[np.ndarray, str]:
+    """A solid, gradient, checked or striped background (size,size,3) float32 in [0,1] and its kind."""
     kind = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     a, b = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -169,4 +170,4 @@ def _background(rng, size: int = 512) -> tuple[np.ndarray, str]:
     return img.astype(np.float32), kind
 
 
-__all__ = ["Identity", "make_identity", "base_head", "EYE_MID"]
+__all__ = ["Identity", "make_identity", "base_head", "random_background", "EYE_MID"]

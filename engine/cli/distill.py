@@ -51,11 +51,19 @@ def add_data_options(p, frames_note: str) -> None:
                       f"folders DIR/<clip>/{{reference.png, depth/, normal/, render/, {frames_note}}}")
     data.add_argument("--builtin-clips", type=int, metavar="N",
                       help="N clips of the built-in synthetic head motion (no ground truth; to try the machinery)")
+    p.add_argument("--background-variants", type=int, default=3, metavar="N",
+                   help="a synthetic dataset's clips also over N new random backgrounds each, as mprt train "
+                        "sees them (default 3; 0: as rendered)")
 
 
 def load_clips(args, size: int) -> list:
     from engine.distill.data import builtin_clips, read_clip_folder
-    return read_clip_folder(args.data) if args.data else builtin_clips(args.builtin_clips, size=size)
+    from engine.errors import InputError
+    if args.background_variants < 0:
+        raise InputError(f"--background-variants: expected N >= 0, got {args.background_variants}")
+    if not args.data:
+        return builtin_clips(args.builtin_clips, size=size)
+    return read_clip_folder(args.data, background_variants=args.background_variants)
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:

@@ -65,8 +65,9 @@ def clip_name(clip, index: int | None = None) -> str:
     return name or f"clip {index if index is not None else '?'}"
 
 
-def read_clip_folder(root: str | pathlib.Path, split: str = "train") -> list[ClipLike]:
-    """A synthetic dataset's `split`, or every clip sub-folder of `root` (sorted by name)."""
+def read_clip_folder(root: str | pathlib.Path, split: str = "train", background_variants: int = 0) -> list[ClipLike]:
+    """A synthetic dataset's `split` (each clip also over `background_variants` new backgrounds, as
+    `mprt train` sees it), or every clip sub-folder of `root` (sorted by name)."""
     from engine.guidance.folders import list_frames, read_guidance_folders
     from engine.io.images import read_rgb_image
     root = pathlib.Path(root)
@@ -74,8 +75,10 @@ def read_clip_folder(root: str | pathlib.Path, split: str = "train") -> list[Cli
         raise InputError(f"--data {root}: folder not found (expected a synthetic dataset with dataset.json, or one "
                          "sub-folder per clip with reference.png and depth/ normal/ render/ [frames/])")
     if (root / "dataset.json").is_file():
-        from engine.synthetic.dataset import load_split
-        return as_clip_list(load_split(root, split))
+        from engine.synthetic.backgrounds import with_new_backgrounds
+        from engine.synthetic.dataset import load_split, read_spec
+        clips = load_split(root, split)
+        return as_clip_list(with_new_backgrounds(clips, background_variants, read_spec(root).seed))
     clips = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         refs = sorted(folder.glob("reference.*"))

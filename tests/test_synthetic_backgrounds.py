@@ -1,4 +1,4 @@
-"""Background variants of training clips (engine/training/augment.py): exact re-compositing,
+"""Background variants of training clips (engine/synthetic/backgrounds.py): exact re-compositing,
 the head untouched, frames and reference sharing the new background, deterministic."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from engine.synthetic import make_identity, make_motion, render_clip
 from engine.synthetic.dataset import background
 from engine.synthetic.motion import reference_pose
-from engine.training.augment import recomposite, with_new_backgrounds
+from engine.synthetic.backgrounds import recomposite, with_new_backgrounds
 
 
 def _clip(size=32):

@@ -1,4 +1,4 @@
-"""New backgrounds for the training clips: the lever that makes the background *copied*, not learnt.
+"""New backgrounds behind synthetic clips: the lever that makes the background *copied*, not learnt.
 
 With one background per identity the networks memorise the training identities' backgrounds (the
 autoencoder cannot even encode an unseen striped one). Every clip's frames are the head composited

@@ -12,11 +12,14 @@ class TrainRecipe:
     # 64 px, not 128: on the 2-core CPU this budget was made for, a 128-px step costs ~4x as much
     # (guidance encoders and attention), and sample count is what a from-scratch model needs.
     size: int = 64
-    autoencoder_steps: int = 3000
+    # Each training clip also over this many new random backgrounds (engine/synthetic/backgrounds.py):
+    # with one background per identity, both networks memorised them instead of copying the reference's.
+    background_variants: int = 3
+    autoencoder_steps: int = 4000
     autoencoder_batch: int = 16
     autoencoder_crop: int = 32  # random crops: a quarter of a 64-px image's cost per sample
     autoencoder_lr: float = 3e-4  # 1e-3 and above stalled near the mean image
-    image_steps: int = 2600
+    image_steps: int = 2000
     image_batch: int = 48  # ~0.6 s of every step is fixed overhead on the CPU: big batches amortise it
     image_lr: float = 5e-4
     motion_steps: int = 200

@@ -14,6 +14,7 @@ from engine.networks.denoising_unet import DenoisingUNet3D
 from engine.networks.guidance_encoder import GuidanceEncoderSet
 from engine.networks.reference_unet import ReferenceUNet
 from engine.synthetic.dataset import DatasetSpec, build_dataset, load_split
+from engine.synthetic.backgrounds import with_new_backgrounds
 from engine.training.autoencoder import encode_means, latent_scale, train_autoencoder
 from engine.training.data import ClipTensors, sample_batch
 from engine.training.diffusion import Networks, Objective, image_parameters, init_for_training, motion_parameters
@@ -41,9 +42,10 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
     build_dataset(data_dir, dataset, workers=2,
                   progress=lambda d, n: print(f"\rdata: {d}/{n} clips", end="\n" if d == n else "", flush=True))
     clips = [c.resized(recipe.size) for c in load_split(data_dir, "train")]
+    clips = with_new_backgrounds(clips, recipe.background_variants, recipe.seed)
     data = ClipTensors.from_clips(clips)
-    print(f"data: {data.num_clips} train clips x {data.num_frames} frames at {recipe.size} px "
-          f"({time.time() - t0:.0f} s)")
+    print(f"data: {data.num_clips} train clips ({recipe.background_variants} new backgrounds per clip) x "
+          f"{data.num_frames} frames at {recipe.size} px ({time.time() - t0:.0f} s)")
 
     # Stage 0: autoencoder; then every training image's latent is computed once.
     masks = np.concatenate([np.stack([c.mask for c in clips]).reshape(-1, recipe.size, recipe.size),
@@ -139,7 +141,8 @@ and to compare fast paths; use the released weights for real work.
 train identities x {dataset.clips_per_identity} clips of {dataset.frames} frames (held-out
 identities and motions come from disjoint seed ranges). Stages: autoencoder
 {recipe.autoencoder_steps} steps (batch {recipe.autoencoder_batch}); image stage {recipe.image_steps}
-steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples); motion stage
+steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples); every
+training clip also over {recipe.background_variants} new random backgrounds (frames and reference alike); motion stage
 {recipe.motion_steps} steps (batch {recipe.motion_batch} x {recipe.motion_frames} frames, motion
 modules only). Objective: v-prediction, zero-terminal-SNR linear betas (upstream's schedule).
 Weights are stored in fp16 safetensors in upstream's folder layout; `SHA256SUMS` lists them.

@@ -206,17 +206,13 @@ def variant_row(v: Variant, settings) -> dict:
 
 
 def autoencoder_ceiling(weights: pathlib.Path, cases, per_case: list[dict]) -> dict:
-    """The ground truth through the model's own autoencoder (encode -> latent mean -> decode): the best
-    any sampler of this model can do, and what the autoencoder alone costs. Informative."""
-    import torch
-    from engine.networks.vae import load_autoencoder
-    from engine.weights.layout import WeightsLayout
-    vae, results = load_autoencoder(WeightsLayout.discover(weights).vae_dir), []
+    """The ground truth through the model's own autoencoder (the engine's VAE encode -> latent mean ->
+    decode, quantised as the sampler's output is): the best any sampler of this model can do. Informative."""
+    from engine.distill.decoder import encode_images
+    from engine.model import MagicPortraitModel
+    model, results = MagicPortraitModel.from_weights(weights), []
     for case in cases:
-        x = torch.from_numpy(case.clip.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
-        with torch.no_grad():
-            y = vae.decode(vae.encode(x).latent_dist.mean).sample
-        frames = ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).floor().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        frames = model.decode(encode_images(model, case.clip.frames).transpose(0, 1)[None])
         results.append({"case": case.name, "frames": len(frames), **score(frames, case)})
         per_case.append({"variant": AUTOENCODER_CEILING, **results[-1]})
     return {"variant": AUTOENCODER_CEILING, "kind": "answer (model's autoencoder)", **aggregate(results)}

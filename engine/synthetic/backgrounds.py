@@ -30,6 +30,8 @@ def recomposite(images_u8: np.ndarray, mask_u8: np.ndarray, old_bg: np.ndarray, 
 
 def with_new_backgrounds(clips: list[Clip], variants: int, seed: int) -> list[Clip]:
     """The clips, then `variants` copies of each over new random backgrounds."""
+    if variants == 0:
+        return list(clips)
     out, known = list(clips), {}
     for i, clip in enumerate(clips):
         size = clip.frames.shape[1]

@@ -196,6 +196,17 @@ def run_model(backend, settings, reference, maps, case, size, seed) -> tuple[np.
     return frames, row
 
 
+def fidelity_to_quality(name: str, cases, outputs) -> dict:
+    """PSNR of a variant's frames against the torch `quality` preset's frames of the same case: how close a
+    fast path comes to the sampler it stands in for (a student's teacher; a backend's parity). Informative:
+    where CFG lowers PSNR against the truth, this is still what distillation aims at."""
+    from engine.evaluation.metrics import psnr
+    if name == "quality" or any(("quality", c.name) not in outputs for c in cases):
+        return {}
+    return {"psnr_vs_quality_db": round(float(np.mean(
+        [psnr(outputs[(name, c.name)], outputs[("quality", c.name)]) for c in cases])), 2)}
+
+
 def variant_row(v: Variant, settings) -> dict:
     return {"variant": v.name, "kind": "model", "backend": v.backend, "precision": v.precision,
             "decoder": v.decoder, "model": v.model, "preset": v.preset, "mode": settings.mode,
@@ -247,7 +258,7 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
             outputs[(v.name, case.name)] = frames
             results.append(r)
             per_case.append({"variant": v.name, **r})
-        rows.append({**variant_row(v, settings), **aggregate(results)})
+        rows.append({**variant_row(v, settings), **aggregate(results), **fidelity_to_quality(v.name, cases, outputs)})
         print(f"{v.name}: {rows[-1]}", file=sys.stderr)
         after_row()
         if v.name == "quality" and not args.no_controls:
@@ -416,7 +427,7 @@ def run(argv=None) -> int:
 
 COLUMNS = ["variant", "backend", "precision", "mode", "steps", "cfg", "s_per_frame", "decode_ms_per_frame", "latency_p50_ms",
            "first_frame_s", "unet_calls_per_frame", "psnr_db", "ssim", "l1", "fg_iou", "face_colour_err",
-           "bg_err", "flicker", "note"]
+           "bg_err", "flicker", "psnr_vs_quality_db", "note"]
 
 
 def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path, decoders: list[dict] = ()) -> None:
@@ -434,8 +445,9 @@ def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path, decoder
         f"foreground = pixels whose largest channel differs from the identity's known background by > "
         f"{FG_THRESHOLD} levels, vs ground truth mask > 127; face_colour_err: |mean RGB out - mean RGB truth| "
         "over the true face (mask > 127); bg_err: mean |out - truth| where the head never is (mask 0); "
-        "flicker: mean |d(out) - d(truth)| over consecutive frames. Higher is better for psnr/ssim/fg_iou, "
-        "lower for the rest.",
+        "flicker: mean |d(out) - d(truth)| over consecutive frames; psnr_vs_quality_db: PSNR against the torch "
+        "`quality` preset's own frames (informative: a fast path's distance from the sampler it stands in for, "
+        "the student's teacher). Higher is better for psnr/ssim/fg_iou, lower for the rest.",
         "Controls: 'swapped reference' / 'swapped motion' run the quality preset (torch) with another held-out "
         "identity's reference / another held-out motion's guidance; 'copy the reference', 'copy the render "
         "map', 'mean image' (mean of every held-out ground-truth frame) answer without a model; 'clip mean (oracle)' "

@@ -18,14 +18,14 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     losses = json.loads(pathlib.Path(args.work, "losses.json").read_text())
-    stages = [s for s in ("autoencoder", "image", "motion") if losses.get(s)]
+    stages = [s for s, curve in losses.items() if curve]  # in training order, as `mprt train` writes them
     fig, axes = plt.subplots(1, len(stages), figsize=(4 * len(stages), 3))
     for ax, stage in zip(axes if len(stages) > 1 else [axes], stages):
         steps, values = zip(*losses[stage])
         ax.plot(steps, values)
-        ax.set_title(f"{stage} stage")
+        ax.set_title(f"{stage.replace('_', ' ')} stage")
         ax.set_xlabel("step")
-        ax.set_ylabel("weighted MSE + L1 loss" if stage == "autoencoder" else "v-prediction MSE")
+        ax.set_ylabel("weighted MSE + L1 loss" if stage.startswith("autoencoder") else "v-prediction MSE")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(args.out, dpi=90)

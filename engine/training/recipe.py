@@ -19,6 +19,9 @@ class TrainRecipe:
     autoencoder_batch: int = 16
     autoencoder_crop: int = 32  # random crops: a quarter of a 64-px image's cost per sample
     autoencoder_lr: float = 3e-4  # 1e-3 and above stalled near the mean image
+    # ... then whole images (what the engine encodes): GroupNorm and attention statistics of a crop differ
+    autoencoder_full_steps: int = 600
+    autoencoder_full_lr: float = 1e-4
     image_steps: int = 2000
     image_batch: int = 48  # ~0.6 s of every step is fixed overhead on the CPU: big batches amortise it
     image_lr: float = 5e-4
@@ -31,6 +34,7 @@ class TrainRecipe:
         """The same recipe with every stage's step count times `factor` (tests, quick looks)."""
         return dataclasses.replace(
             self, autoencoder_steps=max(1, round(self.autoencoder_steps * factor)),
+            autoencoder_full_steps=max(1, round(self.autoencoder_full_steps * factor)),
             image_steps=max(1, round(self.image_steps * factor)),
             motion_steps=max(1, round(self.motion_steps * factor)))
 

@@ -24,6 +24,7 @@ from engine.training.recipe import TrainRecipe, model_config
 
 
 STAGE_STREAMS = {"image": 1, "motion": 2}  # one random stream per stage, fixed by the seed
+STAGES = ("autoencoder", "autoencoder_full", "image", "motion")  # checkpoint names, in training order
 
 
 def _autocast(device: torch.device):
@@ -53,7 +54,7 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
     del clips
     vae = train_autoencoder(data.all_images(), masks, recipe.autoencoder_steps, recipe.autoencoder_batch,
                             recipe.autoencoder_lr, work_dir / "autoencoder.pt", recipe.seed, device,
-                            recipe.autoencoder_crop)
+                            recipe.autoencoder_crop, recipe.autoencoder_full_steps, recipe.autoencoder_full_lr)
     means = encode_means(vae, data.all_images(), device)
     scale = latent_scale(means)
     n, f = data.num_clips, data.num_frames
@@ -103,7 +104,7 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
         m.eval().requires_grad_(False).to("cpu")
     nets.text = nets.text.cpu()
     vae = vae.to("cpu")
-    records = {name: StageState.read_record(work_dir / f"{name}.pt") for name in ("autoencoder", "image", "motion")}
+    records = {name: StageState.read_record(work_dir / f"{name}.pt") for name in STAGES}
     (work_dir / "losses.json").write_text(json.dumps({k: r["losses"] for k, r in records.items()}))
     meta = {"recipe": json.dumps(dataclasses.asdict(recipe)), "dataset": json.dumps(dataclasses.asdict(dataset)),
             "command": command}
@@ -117,7 +118,7 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
 
 def model_card(recipe: TrainRecipe, dataset: DatasetSpec, command: str, seconds: dict[str, float], where: str) -> str:
     minutes = sum(seconds.values()) / 60
-    stage_times = ", ".join(f"{k} {v / 60:.0f} min" for k, v in seconds.items())
+    stage_times = ", ".join(f"{k.replace('_', ' ')} {v / 60:.0f} min" for k, v in seconds.items())
     return f"""# synthetic-heads — a small MagicPortrait trained on synthetic people
 
 **What it is.** MagicPortrait's architecture (reference UNet, denoising UNet3D with motion modules,
@@ -140,7 +141,8 @@ and to compare fast paths; use the released weights for real work.
 **How it was made.** Command: `{command}` (seed {recipe.seed}). Data: {dataset.train_identities}
 train identities x {dataset.clips_per_identity} clips of {dataset.frames} frames (held-out
 identities and motions come from disjoint seed ranges). Stages: autoencoder
-{recipe.autoencoder_steps} steps (batch {recipe.autoencoder_batch}); image stage {recipe.image_steps}
+{recipe.autoencoder_steps} steps on {recipe.autoencoder_crop}-px crops then {recipe.autoencoder_full_steps} on whole
+images (batch {recipe.autoencoder_batch}); image stage {recipe.image_steps}
 steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples); every
 training clip also over {recipe.background_variants} new random backgrounds (frames and reference alike); motion stage
 {recipe.motion_steps} steps (batch {recipe.motion_batch} x {recipe.motion_frames} frames, motion

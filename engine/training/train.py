@@ -118,6 +118,7 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
 
 def model_card(recipe: TrainRecipe, dataset: DatasetSpec, command: str, seconds: dict[str, float], where: str) -> str:
     minutes = sum(seconds.values()) / 60
+    full_phase = f" then {recipe.autoencoder_full_steps} on whole images" if recipe.autoencoder_full_steps else ""
     stage_times = ", ".join(f"{k.replace('_', ' ')} {v / 60:.0f} min" for k, v in seconds.items())
     return f"""# synthetic-heads — a small MagicPortrait trained on synthetic people
 
@@ -141,8 +142,7 @@ and to compare fast paths; use the released weights for real work.
 **How it was made.** Command: `{command}` (seed {recipe.seed}). Data: {dataset.train_identities}
 train identities x {dataset.clips_per_identity} clips of {dataset.frames} frames (held-out
 identities and motions come from disjoint seed ranges). Stages: autoencoder
-{recipe.autoencoder_steps} steps on {recipe.autoencoder_crop}-px crops then {recipe.autoencoder_full_steps} on whole
-images (batch {recipe.autoencoder_batch}); image stage {recipe.image_steps}
+{recipe.autoencoder_steps} steps on {recipe.autoencoder_crop}-px crops{full_phase} (batch {recipe.autoencoder_batch}); image stage {recipe.image_steps}
 steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples); every
 training clip also over {recipe.background_variants} new random backgrounds (frames and reference alike); motion stage
 {recipe.motion_steps} steps (batch {recipe.motion_batch} x {recipe.motion_frames} frames, motion

@@ -200,3 +200,17 @@ def test_quality_preset_beats_every_control_on_a_held_out_clip():
         controls[control] = scored(answer_control(case, control, mean))
     failed = [v for v in judge_all(quality, controls) if not v["pass"]]
     assert not failed, failed
+
+
+def test_fidelity_column_compares_each_fast_path_with_the_quality_frames():
+    """psnr_vs_quality_db: a row's frames against the `quality` row's frames of the same case; absent for
+    `quality` itself and when `quality` did not run."""
+    from types import SimpleNamespace
+    from benchmarks.bench_quality import fidelity_to_quality
+    cases = [SimpleNamespace(name="a"), SimpleNamespace(name="b")]
+    q = np.full((2, 8, 8, 3), 100, np.uint8)
+    outputs = {("quality", "a"): q, ("quality", "b"): q, ("fast", "a"): q, ("fast", "b"): q + 10}
+    got = fidelity_to_quality("fast", cases, outputs)["psnr_vs_quality_db"]
+    assert got == round((M.psnr(q, q) + M.psnr(q + 10, q)) / 2, 2) and got < M.psnr(q, q)
+    assert fidelity_to_quality("quality", cases, outputs) == {}
+    assert fidelity_to_quality("fast", cases, {("fast", "a"): q}) == {}

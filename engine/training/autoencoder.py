@@ -44,7 +44,7 @@ def train_autoencoder(images_u8: np.ndarray, masks_u8: np.ndarray, steps: int, b
     whole images per step, so many more steps fit the budget), flipped at random; then `full_steps`
     on whole images (checkpoint `<name>_full<suffix>`). The whole-image phase is what the engine sees:
     GroupNorm statistics and the mid-block attention span the image, not a crop, so a crop-only
-    autoencoder is mismatched on whole images (measured on held-out frames: 600 whole-image steps took
+    autoencoder is mismatched on whole images (measured on held-out frames: 500 whole-image steps took
     the round trip from 21.4 to 22.1 dB and the face colour error from 7.8 to 3.1 levels)."""
     torch.manual_seed(seed)
     vae = make_autoencoder(images_u8.shape[1]).to(device).train()

@@ -37,7 +37,7 @@ class TrainRecipe:
         """The same recipe with every stage's step count times `factor` (tests, quick looks)."""
         return dataclasses.replace(
             self, autoencoder_steps=max(1, round(self.autoencoder_steps * factor)),
-            autoencoder_full_steps=max(1, round(self.autoencoder_full_steps * factor)),
+            autoencoder_full_steps=max(1, round(self.autoencoder_full_steps * factor)) if self.autoencoder_full_steps else 0,
             image_steps=max(1, round(self.image_steps * factor)),
             motion_steps=max(1, round(self.motion_steps * factor)))
 

@@ -26,9 +26,14 @@ class SessionManager:
         self.closed_total = 0
         self.refused_total = 0
 
+    @property
+    def slots_in_use(self) -> int:
+        """Running sessions plus those still starting."""
+        return len(self.sessions) + self._reserved
+
     def reserve(self) -> None:
         """Take a slot before the (slow) session start; raises Busy when none is free."""
-        if len(self.sessions) + self._reserved >= self.max_sessions:
+        if self.slots_in_use >= self.max_sessions:
             self.refused_total += 1
             raise Busy(f"busy: {self.max_sessions} session(s) running, the most this server takes; try again later")
         self._reserved += 1

@@ -214,3 +214,15 @@ def test_fidelity_column_compares_each_fast_path_with_the_quality_frames():
     assert got == round((M.psnr(q, q) + M.psnr(q + 10, q)) / 2, 2) and got < M.psnr(q, q)
     assert fidelity_to_quality("quality", cases, outputs) == {}
     assert fidelity_to_quality("fast", cases, {("fast", "a"): q}) == {}
+
+
+def test_fg_iou_per_case_keeps_each_case_background_and_the_pose_rows():
+    from benchmarks.bench_quality import AUTOENCODER_CEILING, iou_by_case
+    per_case = [{"variant": "quality", "case": "a", "fg_iou": 0.9},
+                {"variant": "copy the reference", "case": "a", "fg_iou": 0.5},
+                {"variant": "balanced", "case": "a", "fg_iou": 0.1},  # not a pose-criterion row
+                {"variant": AUTOENCODER_CEILING, "case": "b", "fg_iou": 0.7},
+                {"variant": "quality", "case": "b", "fg_iou": 0.4}]
+    assert iou_by_case(per_case, {"a": "solid", "b": "stripes"}) == [
+        {"case": "a", "background": "solid", "quality": 0.9, "copy the reference": 0.5},
+        {"case": "b", "background": "stripes", AUTOENCODER_CEILING: 0.7, "quality": 0.4}]

@@ -25,6 +25,17 @@ def test_identity_and_motion_are_deterministic_and_differ_by_seed():
     assert not np.array_equal(m1.pose, make_motion(4, 40).pose)
 
 
+def test_identity_names_its_background_kind():
+    """The quality benchmark reads fg_iou per background kind: the kind must describe the picture."""
+    for seed in range(100000, 100006):  # the held-out identities the benchmark uses
+        ident = make_identity(seed)
+        levels = np.unique(ident.background.reshape(-1, 3), axis=0)
+        expected = {"solid": lambda n: n == 1, "checks": lambda n: n == 2, "stripes": lambda n: n == 2,
+                    "gradient": lambda n: n > 2}[ident.background_kind]
+        assert expected(len(levels)), (seed, ident.background_kind, len(levels))
+        assert f"{ident.background_kind} background" in ident.description
+
+
 def test_rendered_clip_is_deterministic():
     x, y = _clip(), _clip()
     for k, v in x.arrays().items():

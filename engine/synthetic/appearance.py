@@ -36,6 +36,7 @@ class Identity:
     light: np.ndarray  # (9, 3) SH
     background: np.ndarray  # (512, 512, 3) float32 in [0, 1]
     description: str
+    background_kind: str  # solid / gradient / checks / stripes: how hard the background is to reproduce
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,7 +80,7 @@ def make_identity(seed: int) -> Identity:
     desc = (f"identity {seed}: skin {np.round(skin, 2).tolist()}, {'cap' if cap else 'hair'}, "
             f"{pattern} skin, {bg_kind} background")
     return Identity(seed, shape, np.clip(detail, 0, 1).astype(np.float32), np.clip(plain, 0, 1),
-                    light.astype(np.float32), background, desc)
+                    light.astype(np.float32), background, desc, bg_kind)
 
 
 def _jitter(rng, colour: np.ndarray, amount: float) -> np.ndarray:

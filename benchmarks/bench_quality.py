@@ -212,8 +212,15 @@ def variant_row(v: Variant, settings) -> dict:
             "decoder": v.decoder, "model": v.model, "preset": v.preset, "mode": settings.mode,
             "scheduler": getattr(settings, "scheduler", None),
             "steps": settings.steps,
-            "cfg": "none" if not settings.uses_cfg(0) else ("all" if settings.cfg_steps is None
-                                                              else f"first {settings.cfg_steps}")}
+            "cfg": cfg_label(settings)}
+
+
+def cfg_label(settings) -> str:
+    """'none', or the CFG policy and scale: 'all x3.5', 'first 2 x1.5'."""
+    if not settings.uses_cfg(0):
+        return "none"
+    policy = "all" if settings.cfg_steps is None else f"first {settings.cfg_steps}"
+    return f"{policy} x{settings.guidance_scale:g}"
 
 
 def autoencoder_ceiling(weights: pathlib.Path, cases, per_case: list[dict]) -> dict:
@@ -239,9 +246,8 @@ def run_variants(variants, backends: Backends, cases, args, rows, per_case, outp
         settings = stream_settings_for(v)
         try:
             backend = backends.get(v)
-            if backend.info.denoiser != "teacher":  # a distilled student: lcm, no CFG
-                from engine.runtime.presets import student_settings
-                settings = student_settings(settings)
+            from engine.runtime.presets import settings_for_backend  # a student: lcm, no CFG; else the model's scale
+            settings = settings_for_backend(settings, backend.info, scale_given="guidance_scale" in v.settings_overrides)
         except (MprtError, LookupError, ImportError) as err:  # not available here (fp16 on a CPU, a model
             # or package not given): listed with the reason
             skipped.append({**variant_row(v, settings), "kind": "not run", "note": f"not run: {err}"})

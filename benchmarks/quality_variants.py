@@ -53,6 +53,8 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("quality 10 steps", "quality", (("steps", 10),)),
     Variant("quality 4 steps", "quality", (("steps", 4),)),
     Variant("quality no CFG", "quality", NO_CFG),
+    Variant("quality CFG 3.5", "quality", (("guidance_scale", 3.5),)),  # upstream's scale, whatever the model declares
+    Variant("quality CFG 2", "quality", (("guidance_scale", 2.0),)),
     Variant("balanced no CFG", "balanced", NO_CFG),
     Variant("realtime 2 steps", "realtime", (("steps", 2),)),
     Variant("realtime CFG every step", "realtime", (("cfg_steps", -1),)),

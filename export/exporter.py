@@ -101,7 +101,7 @@ def export_all(model: MagicPortraitModel, plan: ExportPlan, out_dir: str | os.Pa
                 raise InputError(f"{path}: ONNX Runtime disagrees with the torch module: max rel. error "
                                  f"{bad[0].max_rel:.3g} > {bad[0].tolerance:g} at {bad[0].axes}")
     write_export_manifest(out, plan, specs, reports)
-    write_model_variants(out, model.denoiser, model.decoder_name)  # the backends report and enforce it
+    write_model_variants(out, model.denoiser, model.decoder_name, model.config.guidance_scale)  # the backends report and enforce it
     return reports
 
 

@@ -49,6 +49,22 @@ def test_loads_through_the_normal_loader(builtin):
     assert not any(model.report.unexpected.values())
 
 
+def test_it_declares_its_cfg_scale_and_the_presets_use_it(builtin):
+    """magicportrait.json's guidance_scale (the recipe's, measured) reaches the backend and the presets;
+    --guidance-scale overrides it."""
+    import argparse
+
+    from engine.backends.torch_backend import TorchBackend
+    from engine.cli.streaming import stream_settings
+    from engine.training.recipe import TrainRecipe
+    backend = TorchBackend.from_weights(builtin)
+    assert backend.info.guidance_scale == TrainRecipe().guidance_scale != 3.5
+    args = dict(preset="quality", scheduler=None, steps=None, cfg_steps=None, window=None, overlap=None,
+                frames_per_stage=None, guidance_scale=None)
+    assert stream_settings(argparse.Namespace(**args), backend).guidance_scale == backend.info.guidance_scale
+    assert stream_settings(argparse.Namespace(**{**args, "guidance_scale": 3.5}), backend).guidance_scale == 3.5
+
+
 def test_demo_runs_on_the_builtin_model(builtin, monkeypatch, tmp_path, capsys):
     from engine.cli import main
     from engine.io.video_writer import read_video_frames

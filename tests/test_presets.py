@@ -36,3 +36,37 @@ def test_overrides_and_validation():
         preset_settings("fastest")
     with pytest.raises(InputError, match="mode"):
         StreamSettings(mode="fifo").validate()
+
+
+def test_a_backend_runs_its_models_cfg_scale_unless_given_one():
+    """The teacher at the scale its model declares (BackendInfo.guidance_scale); a given scale wins; a
+    student samples with its own scheduler and no CFG whatever the scale."""
+    from engine.backends.base import BackendInfo
+    from engine.runtime.presets import settings_for_backend
+    own = BackendInfo(name="torch", device="cpu", precision="float32", guidance_scale=1.5)
+    assert settings_for_backend(preset_settings("quality"), own).guidance_scale == 1.5
+    assert settings_for_backend(preset_settings("balanced"), own).guidance_scale == 1.5
+    given = preset_settings("quality", guidance_scale=3.5)
+    assert settings_for_backend(given, own, scale_given=True).guidance_scale == 3.5
+    upstream = BackendInfo(name="torch", device="cpu", precision="float32")
+    assert settings_for_backend(preset_settings("quality"), upstream) == preset_settings("quality")
+    student = BackendInfo(name="torch", device="cpu", precision="float32", denoiser="student (4 steps)")
+    s = settings_for_backend(preset_settings("realtime"), student)
+    assert s.scheduler == "lcm" and not any(s.uses_cfg(i) for i in range(s.steps))
+
+
+def test_model_config_reads_and_checks_the_declared_cfg_scale(tmp_path):
+    import json
+
+    from engine.networks.config import ModelConfig, UNetConfig
+    from engine.weights.guidance_scale import model_guidance_scale
+    unet = UNetConfig()
+    assert ModelConfig.from_json({}, unet, "m.json").guidance_scale == 3.5  # upstream's, when undeclared
+    assert ModelConfig.from_json({"guidance_scale": 2}, unet, "m.json").guidance_scale == 2.0
+    for bad in (0.5, "2", True, 100):
+        with pytest.raises(InputError, match="m.json: guidance_scale"):
+            ModelConfig.from_json({"guidance_scale": bad}, unet, "m.json")
+    assert model_guidance_scale(tmp_path) == 3.5  # torch-free reader, as the graph / Triton clients use it
+    (tmp_path / "MagicPortrait").mkdir()
+    (tmp_path / "MagicPortrait" / "magicportrait.json").write_text(json.dumps({"guidance_scale": 1.5}))
+    assert model_guidance_scale(tmp_path) == 1.5

@@ -117,9 +117,11 @@ def test_student_and_tiny_decoder_export_with_parity_and_run_on_onnxruntime(weig
     plan = ExportPlan((128, 128), frames=AxisRange(1, 2, 4))
     export_all(model, plan, tmp_path, ExportOptions(parity_frames=(1, 3)), progress=lambda s: None)
     held = json.loads((tmp_path / MODEL_FILE).read_text())
-    assert held == {"denoiser": model.denoiser, "decoder": model.decoder_name}
+    assert held == {"denoiser": model.denoiser, "decoder": model.decoder_name,
+                    "guidance_scale": model.config.guidance_scale}
     ort = OrtBackend.from_export_dir(tmp_path, model.text_embedding.numpy(), request=BackendRequest(student="auto"))
     assert ort.info.denoiser == model.denoiser and ort.info.decoder == model.decoder_name
+    assert ort.info.guidance_scale == model.config.guidance_scale
     # the graphs hold the student and the tiny decoder, not the teacher and the VAE
     z = np.random.default_rng(3).standard_normal((2, 4, 16, 16)).astype(np.float32)
     with torch.no_grad():
@@ -139,7 +141,7 @@ def test_graph_backends_read_what_their_export_holds(tmp_path):
     from engine.backends.registry import BackendRequest
     from engine.errors import CheckpointError
     held = read_model_variants(tmp_path)
-    assert held == {"denoiser": "teacher", "decoder": "vae"}
+    assert held == {"denoiser": "teacher", "decoder": "vae", "guidance_scale": 3.5}
     for ok in (BackendRequest(), BackendRequest(student="none", decoder="vae"), BackendRequest(student="auto")):
         check_requested_variants(ok, held, tmp_path)
     with pytest.raises(InputError, match="holds denoiser 'teacher'"):

@@ -29,6 +29,7 @@ class BackendInfo:
     image_size: int = 512   # the square output size the model / graphs were made for
     denoiser: str = "teacher"  # or the distilled student's description (engine.weights.student)
     decoder: str = "vae"       # or the tiny decoder's ("taesd:DIR (width N)")
+    guidance_scale: float = 3.5  # the CFG scale the model was made for (its magicportrait.json; upstream 3.5)
 
 
 class Backend(abc.ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -21,25 +21,28 @@ OPTIONAL = (denoising_unet_streams.NAME,)  # used when the export has it (cross-
 MODEL_FILE = "model.json"  # beside the graphs / engines: which denoiser and decoder they were made from
 
 
-def read_model_variants(directory) -> dict[str, str]:
-    """{"denoiser", "decoder"} that an export (and the engines built from it) holds; the teacher and the
-    VAE when it says nothing (exports made before students existed)."""
+def read_model_variants(directory) -> dict[str, Any]:
+    """{"denoiser", "decoder", "guidance_scale"} that an export (and the engines built from it) holds; the
+    teacher, the VAE and upstream's CFG scale when it says nothing (exports made before those existed)."""
+    from engine.networks.config import declared_guidance_scale
     path = pathlib.Path(directory) / MODEL_FILE
     try:
         data = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: unreadable ({err}); re-run `mprt export`") from None
-    return {"denoiser": str(data.get("denoiser", "teacher")), "decoder": str(data.get("decoder", "vae"))}
+    return {"denoiser": str(data.get("denoiser", "teacher")), "decoder": str(data.get("decoder", "vae")),
+            "guidance_scale": declared_guidance_scale(data, str(path))}
 
 
-def write_model_variants(directory, denoiser: str, decoder: str) -> pathlib.Path:
-    """model.json beside an export's graphs: which denoiser (the teacher or a student) and decoder they hold."""
+def write_model_variants(directory, denoiser: str, decoder: str, guidance_scale: float) -> pathlib.Path:
+    """model.json beside an export's graphs: which denoiser (the teacher or a student) and decoder they
+    hold, and the CFG scale their model was made for."""
     from engine.io.atomic import write_atomic
-    data = {"denoiser": denoiser, "decoder": decoder}
+    data = {"denoiser": denoiser, "decoder": decoder, "guidance_scale": guidance_scale}
     return write_atomic(pathlib.Path(directory) / MODEL_FILE, json.dumps(data, indent=1).encode())
 
 
-def check_requested_variants(request, variants: Mapping[str, str], directory) -> None:
+def check_requested_variants(request, variants: Mapping[str, Any], directory) -> None:
     """Graphs carry their weights: a graph backend runs the denoiser and decoder its export holds, so
     --student / --decoder may only ask for that ('auto' takes whatever it is)."""
     student, decoder = request.student or "auto", request.decoder or "auto"
@@ -73,7 +76,7 @@ class GraphBackend(Backend):
         self.latent_channels, self.scale_factor = sample.shape[1], image[2] // sample.shape[3]
 
     def _backend_info(self, name: str, device: str, concurrent_calls: bool = False,
-                      variants: Mapping[str, str] | None = None) -> BackendInfo:
+                      variants: Mapping[str, Any] | None = None) -> BackendInfo:
         unet = self.specs[denoising_unet.NAME]
         return BackendInfo(name=name, device=device, precision=unet.precision.replace("fp", "float"),
                            latent_channels=self.latent_channels, scale_factor=self.scale_factor,

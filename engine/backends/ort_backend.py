@@ -7,7 +7,7 @@ the graphs returned. Dynamic axes are the graphs' own (frames <= their max, batc
 from __future__ import annotations
 
 import pathlib
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def open_session(path, options, providers: list[str]):
 
 class OrtBackend(GraphBackend):
     def __init__(self, graphs: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
-                 device: str = "cpu", threads: int | None = None, variants: Mapping[str, str] | None = None):
+                 device: str = "cpu", threads: int | None = None, variants: Mapping[str, Any] | None = None):
         """graphs: name -> (spec, .onnx path) for guidance_encoder, reference_kv or reference_unet,
         denoising_unet, vae_encoder, vae_decoder (one precision); text_embedding (1,77,D); variants: the
         denoiser / decoder the graphs were exported from (graph_backend.read_model_variants)."""

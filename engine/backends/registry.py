@@ -69,6 +69,15 @@ def open_backend(name: str, *, weights=None, onnx=None, engines=None, device: st
                                  student=student, decoder=decoder))
 
 
+def guidance_scale_for(request: BackendRequest) -> float:
+    """The CFG scale of the model whose text embedding a Triton client uses (text_embedding_for's folder)."""
+    from engine.networks.config import UPSTREAM_GUIDANCE_SCALE
+    from engine.weights.builtin import builtin_weights_dir
+    from engine.weights.guidance_scale import model_guidance_scale
+    root = request.weights or builtin_weights_dir()
+    return model_guidance_scale(root) if root is not None else UPSTREAM_GUIDANCE_SCALE
+
+
 def text_embedding_for(request: BackendRequest, backend: str):
     """(1,77,D) float32 text embedding for a graph backend: from request.weights, else the tiny model's."""
     from engine.preprocess import read_text_embedding

@@ -20,7 +20,7 @@ class TorchBackend(Backend):
                                 # CPU: decode on a second core while the UNet runs; CUDA serialises anyway
                                 concurrent_calls=model.device.type == "cpu",
                                 image_size=model.config.image_size, denoiser=model.denoiser,
-                                decoder=model.decoder_name)
+                                decoder=model.decoder_name, guidance_scale=model.config.guidance_scale)
 
     @classmethod
     def from_weights(cls, root, device: str = "cpu", dtype: torch.dtype = torch.float32) -> "TorchBackend":

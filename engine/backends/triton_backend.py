@@ -60,7 +60,7 @@ def split_url(url: str) -> tuple[str, str]:
 
 class TritonBackend(OrtBackend):
     def __init__(self, url: str, text_embedding: np.ndarray, precision: str = "fp32", protocol: str = "http",
-                 timeout_s: float = 60.0, shared_memory: bool | None = None):
+                 timeout_s: float = 60.0, shared_memory: bool | None = None, guidance_scale: float = 3.5):
         """url: host:port of the server's HTTP (default 8000) or gRPC (8001) endpoint; precision selects
         the `<graph>_<precision>` models; text_embedding (1,77,D) as for the ONNX Runtime backend.
         shared_memory: identity K/V in system shared memory (None: when the server is on a loopback
@@ -87,19 +87,20 @@ class TritonBackend(OrtBackend):
         self.models = {g: model_name(g, precision) for g in names}
         self._use_specs({g: self._read_spec(g) for g in names}, f"Triton server {url}")
         self.text = np.asarray(text_embedding).astype(self.dtype)
-        self.info = self._backend_info("triton", f"{protocol}://{url}",
-                                       concurrent_calls=False)  # one client, used from one thread
+        self.info = self._backend_info("triton", f"{protocol}://{url}",  # one client, used from one thread
+                                       concurrent_calls=False, variants={"guidance_scale": guidance_scale})
 
     @classmethod
     def open(cls, request) -> "TritonBackend":
         """registry opener: request.url ("host:port" = HTTP, "grpc://host:port", "http://host:port"),
         precision (default fp32: the models `<graph>_fp32`), weights (for the text embedding)."""
-        from engine.backends.registry import text_embedding_for
+        from engine.backends.registry import guidance_scale_for, text_embedding_for
         if not request.url:
             raise InputError("backend triton needs the server's address (--triton-url host:port, or "
                              "grpc://host:port)")
         protocol, address = split_url(request.url)
-        return cls(address, text_embedding_for(request, "triton"), request.precision or "fp32", protocol)
+        return cls(address, text_embedding_for(request, "triton"), request.precision or "fp32", protocol,
+                   guidance_scale=guidance_scale_for(request))
 
     def _call(self, what: str, fn, *args, **kwargs):
         """Run one client call; any failure becomes one TritonError line naming the server and model."""

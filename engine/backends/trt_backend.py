@@ -9,7 +9,7 @@ identity's reference K/V are copied once into their own buffers.
 from __future__ import annotations
 
 import pathlib
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class _Engine:
 class TrtBackend(GraphBackend):
     def __init__(self, engines: Mapping[str, tuple[GraphSpec, str | pathlib.Path]], text_embedding: np.ndarray,
                  cuda_graphs: bool = True, feature_slots: int = 96, device: int = 0,
-                 variants: Mapping[str, str] | None = None):
+                 variants: Mapping[str, Any] | None = None):
         self._use_specs({n: spec for n, (spec, _) in engines.items()}, "TensorRT engines")
         trt, _ = _tensorrt()
         self.cu = cu = _cudart()

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "engine.cli.train",
     "engine.cli.distill",
     "engine.cli.distill_decoder",
+    "engine.cli.finetune_decoder",
     "engine.cli.export",
     "engine.cli.build",
 ]

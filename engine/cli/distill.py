@@ -33,7 +33,9 @@ def register(sub) -> None:
                    "stream-batch), mixed (half each; default)")
     t.add_argument("--stream-steps", default="2,4", help="stage counts of stream windows (default 2,4)")
     t.add_argument("--teacher-steps", type=int, default=20, help="teacher DDIM steps (default 20, the quality preset)")
-    t.add_argument("--guidance-scale", type=float, default=3.5, help="teacher CFG scale folded in (default 3.5)")
+    t.add_argument("--guidance-scale", type=float, default=None,
+                   help="teacher CFG scale folded in (default: the model's own, as the quality preset; 3.5 for "
+                   "MagicPortrait's weights)")
     t.add_argument("--ema-decay", type=float, default=0.95, help="EMA of the consistency target (default 0.95)")
     t.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     t.add_argument("--size", type=int, default=None, help="training image size (default: the model's, 512 / 128 tiny)")
@@ -44,13 +46,14 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_data_options(p, frames_note: str) -> None:
-    """--data / --builtin-clips (mprt distill and distill-decoder)."""
+def add_data_options(p, frames_note: str, builtin: bool = True) -> None:
+    """--data / --builtin-clips (mprt distill, distill-decoder; finetune-decoder needs ground truth: no builtin)."""
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", metavar="DIR", help="a synthetic-people dataset (mprt train's; its train split) or clip "
                       f"folders DIR/<clip>/{{reference.png, depth/, normal/, render/, {frames_note}}}")
-    data.add_argument("--builtin-clips", type=int, metavar="N",
-                      help="N clips of the built-in synthetic head motion (no ground truth; to try the machinery)")
+    if builtin:
+        data.add_argument("--builtin-clips", type=int, metavar="N",
+                          help="N clips of the built-in synthetic head motion (no ground truth; to try the machinery)")
     p.add_argument("--background-variants", type=int, default=3, metavar="N",
                    help="a synthetic dataset's clips also over N new random backgrounds each, as mprt train "
                         "sees them (default 3; 0: as rendered)")
@@ -61,7 +64,7 @@ def load_clips(args, size: int) -> list:
     from engine.errors import InputError
     if args.background_variants < 0:
         raise InputError(f"--background-variants: expected N >= 0, got {args.background_variants}")
-    if not args.data:
+    if not args.data:  # --builtin-clips
         return builtin_clips(args.builtin_clips, size=size)
     return read_clip_folder(args.data, background_variants=args.background_variants)
 
@@ -88,9 +91,11 @@ def run(args) -> int:
     from engine.weights.layout import WeightsLayout
     from engine.weights.student import STUDENT_DIR, STUDENT_FILE, write_student
 
+    from engine.weights.guidance_scale import model_guidance_scale
+    guidance_scale = args.guidance_scale if args.guidance_scale is not None else model_guidance_scale(args.weights)
     config = DistillConfig(steps=args.steps, batch=args.batch, lr=args.lr, windows=_ints(args.windows, "--windows"),
                            timestep_mode=args.timesteps, stream_steps=_ints(args.stream_steps, "--stream-steps"),
-                           teacher_steps=args.teacher_steps, guidance_scale=args.guidance_scale,
+                           teacher_steps=args.teacher_steps, guidance_scale=guidance_scale,
                            ema_decay=args.ema_decay, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
                            grad_checkpointing=args.grad_checkpointing, seed=args.seed).validate()
     out = pathlib.Path(args.out) if args.out else pathlib.Path(args.weights) / STUDENT_DIR

@@ -35,13 +35,12 @@ def run(args) -> int:
     import json
     import pathlib
 
-    import numpy as np
     import torch
 
+    from engine.distill.data import clip_images
     from engine.distill.decoder import DecoderDistillConfig, DecoderDistiller
     from engine.errors import InputError
     from engine.io.atomic import atomic_file
-    from engine.io.images import resize_frames
     from engine.model import MagicPortraitModel
     from engine.weights.tiny_decoder import TAESD_FILES, TINY_DECODER_DIR, save_tiny_decoder
 
@@ -55,12 +54,7 @@ def run(args) -> int:
     model = MagicPortraitModel.from_weights(args.weights, device=device)
     size = args.size or model.config.image_size
     clips = load_clips(args, size)
-    images = []
-    for clip in clips:
-        truth = getattr(clip, "frames", None)
-        images += [resize_frames(truth if truth is not None else clip.maps["render"], (size, size)),
-                   resize_frames(clip.reference[None], (size, size))]
-    images = np.concatenate(images)
+    images = clip_images(clips, size)
     config = DecoderDistillConfig(steps=args.steps, batch=args.batch, lr=args.lr, width=args.width, seed=args.seed)
     print(f"distill-decoder: {len(images)} images of {len(clips)} clips at {size}px, width {args.width}, on {device}",
           file=sys.stderr)

@@ -20,7 +20,8 @@ def add_stream_options(p, default_preset: str) -> None:
     g.add_argument("--steps", type=positive_int, default=None,
                    help="scheduler steps (quality 20; streaming presets 1..20)")
     g.add_argument("--guidance-scale", type=finite_float, default=None,
-                   help="CFG scale; <= 1 disables CFG (default 3.5)")
+                   help="CFG scale; <= 1 disables CFG (default: the model's own, its magicportrait.json's "
+                   "guidance_scale; 3.5 for MagicPortrait's weights)")
     g.add_argument("--cfg-steps", type=int_at_least(-1), default=None,
                    help="CFG on the first K steps only; -1 = every step (upstream), 0 = never")
     g.add_argument("--context-frames", "--window", dest="window", type=positive_int, default=None,
@@ -60,9 +61,9 @@ def stream_settings(args, backend=None):
                                window=args.window, overlap=args.overlap, frames_per_stage=args.frames_per_stage)
     if args.cfg_steps is not None and args.cfg_steps < 0:
         settings = dataclasses.replace(settings, cfg_steps=None).validate()
-    if backend is not None and backend.info.denoiser != "teacher":  # a distilled student
-        from engine.runtime.presets import student_settings
-        settings = student_settings(settings, args.scheduler)
+    if backend is not None:  # a distilled student's sampling, or the model's own CFG scale
+        from engine.runtime.presets import settings_for_backend
+        settings = settings_for_backend(settings, backend.info, args.scheduler, args.guidance_scale is not None)
     return settings
 
 

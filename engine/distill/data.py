@@ -96,6 +96,20 @@ def read_clip_folder(root: str | pathlib.Path, split: str = "train", background_
     return clips
 
 
+def clip_images(clips: Iterable[ClipLike], size: int, require_frames: bool = False) -> np.ndarray:
+    """Every clip's ground-truth frames (else, unless `require_frames`, its render maps) and its portrait,
+    at size x size: (N,size,size,3) uint8, the images a decoder learns from."""
+    from engine.io.images import resize_frames
+    images = []
+    for i, clip in enumerate(clips):
+        truth = getattr(clip, "frames", None)
+        if truth is None and require_frames:
+            raise InputError(f"clip {clip_name(clip, i)}: no ground-truth frames (a clip folder needs frames/)")
+        images += [resize_frames(truth if truth is not None else clip.maps["render"], (size, size)),
+                   resize_frames(clip.reference[None], (size, size))]
+    return np.concatenate(images)
+
+
 def as_clip_list(clips: Iterable[ClipLike]) -> list[ClipLike]:
     out = list(clips)
     if not out:

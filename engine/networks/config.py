@@ -98,6 +98,9 @@ class GuidanceEncoderConfig:
 
 
 
+UPSTREAM_GUIDANCE_SCALE = 3.5  # networks.md (d)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Everything that fixes the networks' shapes."""
@@ -108,11 +111,15 @@ class ModelConfig:
     latent_scale: float = 0.18215  # VAE scaling: networks.md (d)
     vae_downscale: int = 8
     image_size: int = 512  # the square size the model generates at by default (upstream: 512)
+    # The CFG scale the weights were made for: upstream's 3.5, tuned on MagicPortrait's own model. A
+    # model trained here declares its own (magicportrait.json); presets use it unless told a scale.
+    guidance_scale: float = UPSTREAM_GUIDANCE_SCALE
 
     def to_json(self) -> dict[str, Any]:
         return {"motion": dataclasses.asdict(self.motion),
                 "guidance": dataclasses.asdict(self.guidance),
-                "latent_scale": self.latent_scale, "image_size": self.image_size}
+                "latent_scale": self.latent_scale, "image_size": self.image_size,
+                "guidance_scale": self.guidance_scale}
 
     @classmethod
     def from_files(cls, unet_config_json: pathlib.Path,
@@ -128,7 +135,7 @@ class ModelConfig:
         named (a typo would otherwise silently mean the default)."""
         if not isinstance(extra, dict):
             raise InputError(f"{source}: expected a JSON object")
-        _known(extra, {"motion", "guidance", "latent_scale", "image_size"}, source)
+        _known(extra, {"motion", "guidance", "latent_scale", "image_size", "guidance_scale"}, source)
         motion = _dataclass_from(MotionModuleConfig, extra.get("motion", {}), f"{source}: motion")
         guidance = _dataclass_from(GuidanceEncoderConfig, extra.get("guidance", {}), f"{source}: guidance")
         if guidance.embedding_channels != unet.block_out_channels[0]:
@@ -141,7 +148,15 @@ class ModelConfig:
         if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8 or image_size % 8:
             raise InputError(f"{source}: image_size: expected a positive multiple of 8, got {image_size!r}")
         return cls(unet=unet, motion=motion, guidance=guidance, latent_scale=float(latent_scale),
-                   image_size=image_size)
+                   image_size=image_size, guidance_scale=declared_guidance_scale(extra, source))
+
+
+def declared_guidance_scale(extra: dict[str, Any], source: str) -> float:
+    """A magicportrait.json's guidance_scale (upstream's when it has none); > 1, or 1 = no CFG."""
+    scale = extra.get("guidance_scale", UPSTREAM_GUIDANCE_SCALE)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 1 <= scale <= 50:
+        raise InputError(f"{source}: guidance_scale: expected a number in [1, 50], got {scale!r}")
+    return float(scale)
 
 
 def tiny_config() -> ModelConfig:

@@ -53,8 +53,8 @@ PRESETS = {
     p.name: p for p in (
         Preset("quality", StreamSettings(mode="clip", steps=20, guidance_scale=3.5, cfg_steps=None,
                                          window=12, overlap=1),
-               "upstream's offline result exactly (20 DDIM steps, CFG 3.5 on every step, 12-frame context "
-               "windows with wrap-around); ~44 UNet frame-evaluations per frame; finite clips only, "
+               "upstream's offline result exactly (20 DDIM steps, CFG on every step at the model's scale: 3.5 "
+               "for MagicPortrait's weights, 12-frame context windows with wrap-around); ~44 UNet frame-evaluations per frame; finite clips only, "
                "output only after the whole clip"),
         Preset("balanced", StreamSettings(mode="windowed", steps=6, guidance_scale=3.5, cfg_steps=2,
                                           window=12, overlap=4),
@@ -84,6 +84,17 @@ def preset_settings(name: str, **overrides) -> StreamSettings:
     settings = dataclasses.replace(PRESETS[name].settings, **changes)
     sampler = MODES.get(settings.mode)
     return (sampler.settle(settings) if sampler else settings).validate()
+
+
+def settings_for_backend(settings: StreamSettings, info, scheduler: str | None = None,
+                         scale_given: bool = False) -> StreamSettings:
+    """What `settings` become on a backend (its BackendInfo): a distilled student's sampling, or the
+    teacher at the CFG scale its model was made for unless the caller gave one (`scale_given`)."""
+    if info.denoiser != "teacher":
+        return student_settings(settings, scheduler)
+    if scale_given or settings.guidance_scale == info.guidance_scale:
+        return settings
+    return dataclasses.replace(settings, guidance_scale=info.guidance_scale).validate()
 
 
 def student_settings(settings: StreamSettings, scheduler: str | None = None) -> StreamSettings:

@@ -13,6 +13,7 @@ import tempfile
 import torch
 
 from engine.errors import InputError
+from engine.io.atomic import atomic_file
 from engine.io.hashing import sha256_file
 from engine.networks.config import GUIDANCE_TYPES, ModelConfig
 from engine.networks.text_embedding import write_text_embedding
@@ -49,7 +50,7 @@ def write_model(out: pathlib.Path, nets: Networks, vae, config: ModelConfig, car
         vae.to(torch.float16).save_pretrained(str(tmp / "sd-vae-ft-mse"), safe_serialization=True)
         vae.to(torch.float32)
         write_text_embedding(tmp / "text_embedding.safetensors", nets.text)
-        (tmp / HASHES_FILE).write_text("".join(f"{sha256(p)}  {p.relative_to(tmp)}\n" for p in weight_files(tmp)))
+        write_hashes(tmp)
         (tmp / CARD_FILE).write_text(card)
         tmp.chmod(0o755)
         check_replaceable(out)
@@ -76,6 +77,12 @@ def check_replaceable(out: pathlib.Path) -> None:
     if any(out.iterdir()) and not ((out / CARD_FILE).is_file() and (out / HASHES_FILE).is_file()):
         raise InputError(f"--out {out}: not a model folder written by `mprt train` (no {CARD_FILE} and "
                          f"{HASHES_FILE}); refusing to replace it: name a new folder")
+
+
+def write_hashes(root: pathlib.Path) -> None:
+    """SHA256SUMS: every weight file of the folder (sha256sum -c checks it)."""
+    with atomic_file(root / HASHES_FILE, "w") as f:
+        f.write("".join(f"{sha256(p)}  {p.relative_to(root)}\n" for p in weight_files(root)))
 
 
 def weight_files(root: pathlib.Path) -> list[pathlib.Path]:

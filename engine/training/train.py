@@ -15,7 +15,7 @@ from engine.networks.guidance_encoder import GuidanceEncoderSet
 from engine.networks.reference_unet import ReferenceUNet
 from engine.synthetic.dataset import DatasetSpec, build_dataset, load_split
 from engine.synthetic.backgrounds import with_new_backgrounds
-from engine.training.autoencoder import encode_means, latent_scale, train_autoencoder
+from engine.training.autoencoder import encode_means, finetune_decoder, latent_scale, train_autoencoder
 from engine.training.data import ClipTensors, sample_batch
 from engine.training.diffusion import Networks, Objective, image_parameters, init_for_training, motion_parameters
 from engine.training.loop import StageState, cosine_lr, run_stage
@@ -24,7 +24,7 @@ from engine.training.recipe import TrainRecipe, model_config
 
 
 STAGE_STREAMS = {"image": 1, "motion": 2}  # one random stream per stage, fixed by the seed
-STAGES = ("autoencoder", "autoencoder_full", "image", "motion")  # checkpoint names, in training order
+STAGES = ("autoencoder", "autoencoder_full", "decoder", "image", "motion")  # checkpoint names, in training order
 
 
 def _autocast(device: torch.device):
@@ -61,8 +61,11 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
     frame_latents = (means[:n * f] * scale).reshape(n, f, *means.shape[1:])
     ref_latents = means[n * f:] * scale
     print(f"autoencoder: latent scale {scale:.5f}")
+    if recipe.decoder_steps:  # the encoder is frozen here: the latents above stay valid
+        vae = finetune_decoder(vae, data.all_images(), means, recipe.decoder_steps, recipe.decoder_batch,
+                               recipe.decoder_lr, work_dir / "decoder.pt", recipe.seed, device)
 
-    config = model_config(recipe.size, scale)
+    config = model_config(recipe.size, scale, recipe.guidance_scale)
     torch.manual_seed(recipe.seed)
     text = torch.randn(1, 77, config.unet.cross_attention_dim, generator=torch.Generator().manual_seed(recipe.seed))
     nets = Networks(ReferenceUNet(config.unet), DenoisingUNet3D(config.unet, config.motion),
@@ -119,6 +122,8 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
 def model_card(recipe: TrainRecipe, dataset: DatasetSpec, command: str, seconds: dict[str, float], where: str) -> str:
     minutes = sum(seconds.values()) / 60
     full_phase = f" then {recipe.autoencoder_full_steps} on whole images" if recipe.autoencoder_full_steps else ""
+    decoder_phase = (f", then its decoder alone {recipe.decoder_steps} steps on whole images (encoder frozen)"
+                     if recipe.decoder_steps else "")
     stage_times = ", ".join(f"{k.replace('_', ' ')} {v / 60:.0f} min" for k, v in seconds.items())
     return f"""# synthetic-heads — a small MagicPortrait trained on synthetic people
 
@@ -142,11 +147,13 @@ and to compare fast paths; use the released weights for real work.
 **How it was made.** Command: `{command}` (seed {recipe.seed}). Data: {dataset.train_identities}
 train identities x {dataset.clips_per_identity} clips of {dataset.frames} frames (held-out
 identities and motions come from disjoint seed ranges). Stages: autoencoder
-{recipe.autoencoder_steps} steps on {recipe.autoencoder_crop}-px crops{full_phase} (batch {recipe.autoencoder_batch}); image stage {recipe.image_steps}
+{recipe.autoencoder_steps} steps on {recipe.autoencoder_crop}-px crops{full_phase} (batch {recipe.autoencoder_batch}){decoder_phase}; image stage {recipe.image_steps}
 steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples); every
 training clip also over {recipe.background_variants} new random backgrounds (frames and reference alike); motion stage
 {recipe.motion_steps} steps (batch {recipe.motion_batch} x {recipe.motion_frames} frames, motion
-modules only). Objective: v-prediction, zero-terminal-SNR linear betas (upstream's schedule).
+modules only). Objective: v-prediction, zero-terminal-SNR linear betas (upstream's schedule). It declares
+CFG scale {recipe.guidance_scale:g} (`magicportrait.json`; the presets use it unless given `--guidance-scale`):
+upstream's 3.5 overshoots a model this small (the recipe's comment has the measurements).
 Weights are stored in fp16 safetensors in upstream's folder layout; `SHA256SUMS` lists them.
 Quality on held-out data: `benchmarks/results/quality.md`.
 """

@@ -79,3 +79,25 @@ def test_cli_names_a_clip_without_ground_truth(tiny_weights, tmp_path, capsys):
     argv = ["finetune-decoder", "--weights", str(tiny_weights), "--data", str(tmp_path / "data"), "--overwrite"]
     assert main(argv) == 2
     assert "clip0: no ground-truth frames" in capsys.readouterr().err
+
+
+def test_a_file_written_into_a_model_folder_is_listed_in_its_hashes(tmp_path):
+    """mprt distill / distill-decoder write into WEIGHTS/student, WEIGHTS/tiny_decoder: a folder of ours
+    (model card + SHA256SUMS) lists the new file; any other folder is left alone."""
+    from engine.io.hashing import sha256_file
+    from engine.training.package import CARD_FILE, HASHES_FILE, rehash_model_folder
+    model = tmp_path / "model"
+    (model / "tiny_decoder").mkdir(parents=True)
+    (model / "unet.safetensors").write_bytes(b"u")
+    (model / CARD_FILE).write_text("card")
+    (model / HASHES_FILE).write_text("stale  unet.safetensors\n")
+    written = model / "tiny_decoder" / "taesd_decoder.safetensors"
+    written.write_bytes(b"t")
+    assert rehash_model_folder(written) == model.resolve()
+    listed = dict(line.split("  ")[::-1] for line in (model / HASHES_FILE).read_text().splitlines())
+    assert listed == {"tiny_decoder/taesd_decoder.safetensors": sha256_file(written),
+                      "unet.safetensors": sha256_file(model / "unet.safetensors")}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.safetensors").write_bytes(b"x")
+    assert rehash_model_folder(other / "x.safetensors") is None and not (other / HASHES_FILE).exists()

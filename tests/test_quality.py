@@ -178,13 +178,13 @@ def test_quality_preset_beats_every_control_on_a_held_out_clip():
         pytest.skip("no trained model: no built-in synthetic-heads weights and MPRT_QUALITY_WEIGHTS unset")
     from engine.backends.registry import open_backend
     from engine.evaluation.runs import run_runtime
-    from engine.runtime.presets import preset_settings
+    from engine.runtime.presets import preset_settings, settings_for_backend
     from engine.synthetic.dataset import DatasetSpec, background, render_split
     backend = open_backend("torch", weights=weights, device="cpu")
     size = backend.info.image_size
     clips = render_split(DatasetSpec(), "heldout", size=size, limit=3)
     case = make_cases(clips, 1, frames=6)[0]
-    settings = preset_settings("quality")
+    settings = settings_for_backend(preset_settings("quality"), backend.info)  # at the model's CFG scale
     bg = background(case.clip.identity, size)
 
     def scored(frames):

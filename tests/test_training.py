@@ -53,12 +53,12 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(stage, frames, bound):
     def loss():  # same timesteps and noise every call: a fixed batch
         return objective.loss(nets, latents, ref, batch.maps, np.random.default_rng(1), drop=0.0)
 
-    before = float(loss())
+    before = float(loss().detach())
     for _ in range(8):
         opt.zero_grad()
         loss().backward()
         opt.step()
-    after = float(loss())
+    after = float(loss().detach())
     assert after < bound * before, (before, after)
 
 
@@ -103,3 +103,32 @@ def test_autoencoder_trains_on_crops_then_whole_images_and_resumes(tmp_path):
     assert any(not torch.equal(crops_only[k], both[k]) for k in both)  # the second phase trained
     again = train(3)
     assert all(torch.equal(both[k], again[k]) for k in both)
+
+
+@pytest.mark.slow
+def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, capsys):
+    """`mprt train` at a hundredth of the recipe's steps on 2 identities: every stage runs (the decoder
+    stage leaves the encoder as the autoencoder stage made it), and the folder loads, hashes and declares
+    the recipe's CFG scale."""
+    from engine.cli import main
+    from engine.model import MagicPortraitModel
+    from engine.training.package import sha256
+    from engine.training.recipe import TrainRecipe
+    out = tmp_path / "model"
+    args = ["train", "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work"), "--out", str(out),
+            "--scale-steps", "0.001", "--identities", "2", "--frames", "13", "--threads", "2"]
+    assert main(args) == 0
+    work = tmp_path / "work"
+    autoencoder = torch.load(work / "autoencoder.pt", weights_only=False)["modules"]["vae"]
+    decoder = torch.load(work / "decoder.pt", weights_only=False)
+    assert decoder["done"] and decoder["step"] == max(1, round(TrainRecipe().decoder_steps * 0.001))
+    tuned = decoder["modules"]["vae"]
+    assert all(torch.equal(autoencoder[k], tuned[k]) for k in autoencoder if k.startswith(("encoder.", "quant_conv.")))
+    assert any(not torch.equal(autoencoder[k], tuned[k]) for k in autoencoder if k.startswith("decoder."))
+    model = MagicPortraitModel.from_weights(out)
+    assert model.config.image_size == 64 and model.config.guidance_scale == TrainRecipe().guidance_scale
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        assert sha256(out / name) == digest, name
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "its decoder alone" in card and f"CFG scale {TrainRecipe().guidance_scale:g}" in card

@@ -131,6 +131,8 @@ def run(args) -> int:
         if config.lora_rank else {}
     path = write_student(out / STUDENT_FILE, distiller.student_tensors(), config.kind, distiller.step,
                          config.to_json(), teacher, extra)
+    from engine.training.package import rehash_model_folder
+    rehash_model_folder(path)  # a model folder's SHA256SUMS lists its student too
     log = {"steps_done": distiller.step, "steps_this_run": distiller.step - start, "cache_s": round(cache_s, 2),
            "train_s": round(train_s, 2), "s_per_step": round(train_s / max(distiller.step - start, 1), 3),
            # CPU seconds (all threads) are what a loaded machine does not inflate: wall ~ cpu / threads when quiet

@@ -70,6 +70,8 @@ def run(args) -> int:
             "steps": str(config.steps), "width": str(config.width), "image_size": str(size),
             "comparison": json.dumps(report)}
     save_tiny_decoder(distiller.net, target, meta, overwrite=args.overwrite)
+    from engine.training.package import rehash_model_folder
+    rehash_model_folder(target)  # a model folder's SHA256SUMS lists its tiny decoder too
     with atomic_file(out / "decoder.json", "w") as f:
         json.dump({"config": config.to_json(), "comparison": report, "final_loss": losses[-1], **timing}, f, indent=1)
     print(f"wrote {target}: PSNR vs VAE {report['psnr_tiny_vs_vae_db']} dB; vs images {report['psnr_tiny_vs_images_db']} "

@@ -39,7 +39,7 @@ def run(args) -> int:
 
     from engine.distill.data import clip_images
     from engine.errors import InputError
-    from engine.training.refit_decoder import RefitSettings, refit_decoder
+    from engine.training.refit_decoder import RefitSettings, describe_change, refit_decoder
     from engine.weights.layout import WeightsLayout
     from engine.weights.load import load_model_config
 
@@ -61,8 +61,8 @@ def run(args) -> int:
         work = pathlib.Path(args.work) if args.work else pathlib.Path(tmp)
         report = refit_decoder(pathlib.Path(args.weights), images, RefitSettings(args.steps, args.batch, args.lr, args.seed),
                                work, args.device, held_out, command)
-    trip = report["held_out_round_trip"]
-    print(f"wrote {layout.vae_dir}" + (f": held-out round trip {trip['before']} -> {trip['after']}" if trip else ""))
+    trip = report["held_out_round_trip"] or {}
+    print(f"wrote {layout.vae_dir}{describe_change(trip.get('before'), trip.get('after'))}")
     return 0
 
 

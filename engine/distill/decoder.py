@@ -99,7 +99,7 @@ class DecoderDistiller:
                 loss.backward()
                 self.optimizer.step()
                 schedule.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 smooth = losses[-1] if smooth is None else 0.9 * smooth + 0.1 * losses[-1]
                 bar.set_postfix(loss=f"{smooth:.4g}")
                 bar.update(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import pathlib
 from concurrent.futures import ProcessPoolExecutor
 
@@ -78,7 +79,8 @@ def build_dataset(root, spec: DatasetSpec, workers: int = 1, progress=None) -> p
     total = sum(len(spec.clips(s)) for s in ("train", "heldout"))
     done = total - len(jobs)
     if workers > 1 and jobs:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: a process that has run torch (OpenMP) forks children that can hang in it
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for _ in pool.map(_render_one, jobs):
                 done += 1
                 if progress:

@@ -85,6 +85,17 @@ def write_hashes(root: pathlib.Path) -> None:
         f.write("".join(f"{sha256(p)}  {p.relative_to(root)}\n" for p in weight_files(root)))
 
 
+def rehash_model_folder(written: pathlib.Path) -> pathlib.Path | None:
+    """After `written` (a student, a tiny decoder) was put into a model folder that lists its weights
+    (SHA256SUMS beside it or one level up), list them anew; returns the folder rehashed, if any."""
+    written = pathlib.Path(written).resolve()
+    for root in (written.parent, written.parent.parent):
+        if (root / HASHES_FILE).is_file() and (root / CARD_FILE).is_file():
+            write_hashes(root)
+            return root
+    return None
+
+
 def weight_files(root: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in root.rglob("*.safetensors"))
 

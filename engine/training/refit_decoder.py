@@ -20,6 +20,7 @@ from engine.evaluation.metrics import face_colour_error, psnr
 from engine.training.autoencoder import encode_means, finetune_decoder
 from engine.training.data import to_unit
 from engine.training.package import CARD_FILE, HASHES_FILE, write_hashes
+from engine.training.recipe import TrainRecipe
 from engine.weights.layout import VAE_NAMES
 
 REPORT_FILE = "finetune.json"  # in the VAE folder: settings and the before/after measurements
@@ -27,10 +28,11 @@ REPORT_FILE = "finetune.json"  # in the VAE folder: settings and the before/afte
 
 @dataclasses.dataclass(frozen=True)
 class RefitSettings:
-    steps: int = 1000
-    batch: int = 16
-    lr: float = 1e-4
-    seed: int = 0
+    """The decoder stage's numbers; defaults are the training recipe's (one source)."""
+    steps: int = TrainRecipe.decoder_steps
+    batch: int = TrainRecipe.decoder_batch
+    lr: float = TrainRecipe.decoder_lr
+    seed: int = TrainRecipe.seed
 
 
 @torch.no_grad()

@@ -53,12 +53,12 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 
 def write_results(name: str, title: str, rows: Sequence[dict], columns: Sequence[str],
-                  meta: dict, notes: Sequence[str] = (), out_dir: pathlib.Path = RESULTS_DIR
-                  ) -> tuple[pathlib.Path, pathlib.Path]:
-    """Writes <out_dir>/<name>.json (meta + rows) and <name>.md (title, notes, table)."""
+                  meta: dict, notes: Sequence[str] = (), out_dir: pathlib.Path = RESULTS_DIR,
+                  extra: dict | None = None) -> tuple[pathlib.Path, pathlib.Path]:
+    """Writes <out_dir>/<name>.json (meta + rows + extra's keys) and <name>.md (title, notes, table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
-    _write_whole(json_path, json.dumps({"meta": meta, "rows": list(rows)}, indent=2) + "\n")
+    _write_whole(json_path, json.dumps({"meta": meta, "rows": list(rows), **(extra or {})}, indent=2) + "\n")
     md = [f"# {title}", ""]
     md += [f"- {k}: {v}" for k, v in meta.items()]
     md += [""] + [f"{n}" for n in notes] + ([""] if notes else [])

@@ -436,7 +436,8 @@ def run(argv=None) -> int:
 
 
 COLUMNS = ["variant", "backend", "precision", "mode", "steps", "cfg", "s_per_frame", "decode_ms_per_frame", "latency_p50_ms",
-           "first_frame_s", "unet_calls_per_frame", "psnr_db", "ssim", "l1", "fg_iou", "face_colour_err",
+           "first_frame_s", "unet_calls_per_frame", "psnr_db", "ssim", "l1", "fg_iou", "fg_recall",
+           "fg_precision", "face_colour_err",
            "bg_err", "flicker", "psnr_vs_quality_db", "note"]
 
 
@@ -473,11 +474,13 @@ def write_outputs(rows, per_case, verdicts, meta, out_dir: pathlib.Path, decoder
         f"Metrics (engine/evaluation/metrics.py), 8-bit levels unless stated: psnr_db (whole clip, identical "
         f"= {PSNR_CAP:g}), ssim (Gaussian window sigma 1.5, 11x11, Wang et al. 2004), l1; fg_iou: output "
         f"foreground = pixels whose largest channel differs from the identity's known background by > "
-        f"{FG_THRESHOLD} levels, vs ground truth mask > 127; face_colour_err: |mean RGB out - mean RGB truth| "
+        f"{FG_THRESHOLD} levels, vs ground truth mask > 127; fg_recall: the share of the true head found (a "
+        "wrong pose misses head); fg_precision: the share of the found foreground that is head (a background the "
+        "output does not reproduce is found as foreground); face_colour_err: |mean RGB out - mean RGB truth| "
         "over the true face (mask > 127); bg_err: mean |out - truth| where the head never is (mask 0); "
         "flicker: mean |d(out) - d(truth)| over consecutive frames; psnr_vs_quality_db: PSNR against the torch "
         "`quality` preset's own frames (informative: a fast path's distance from the sampler it stands in for, "
-        "the student's teacher). Higher is better for psnr/ssim/fg_iou, lower for the rest.",
+        "the student's teacher). Higher is better for psnr/ssim/fg_*, lower for the rest.",
         "Controls: 'swapped reference' / 'swapped motion' run the quality preset (torch) with another held-out "
         "identity's reference / another held-out motion's guidance; 'copy the reference', 'copy the render "
         "map', 'mean image' (mean of every held-out ground-truth frame) answer without a model; 'clip mean (oracle)' "

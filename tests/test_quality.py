@@ -63,6 +63,20 @@ def test_mask_iou_of_a_mask_with_itself_is_one_and_known_overlaps():
     assert M.mask_iou(empty, empty) == 1.0 and M.mask_iou(m, empty) == 0.0
 
 
+def test_foreground_recall_and_precision_tell_a_missed_head_from_background_found_as_head():
+    head = np.zeros((2, 8, 8), bool)
+    head[:, 2:6, 2:6] = True                      # 16 pixels
+    shifted = np.roll(head, 2, axis=2)            # a wrong pose: 8 of 16 found, 8 found wrongly
+    assert M.mask_recall(shifted, head) == pytest.approx(0.5) and M.mask_precision(shifted, head) == pytest.approx(0.5)
+    noisy_bg = head.copy()
+    noisy_bg[:, 0, :] = True                      # right pose, a background row not reproduced: 8 more found
+    assert M.mask_recall(noisy_bg, head) == 1.0 and M.mask_precision(noisy_bg, head) == pytest.approx(16 / 24)
+    assert M.mask_iou(noisy_bg, head) == pytest.approx(16 / 24)  # IoU alone cannot tell the two apart
+    empty = np.zeros_like(head)
+    assert M.mask_recall(empty, empty) == M.mask_precision(empty, empty) == 1.0
+    assert M.mask_recall(empty, head) == 0.0 and M.mask_precision(head[0], head[0]) == 1.0
+
+
 def test_foreground_finds_what_differs_from_the_known_background():
     rng = np.random.default_rng(6)
     bg = rng.uniform(0, 1, (16, 16, 3))
@@ -110,7 +124,8 @@ def test_score_clip_refuses_mismatched_shapes_and_names_every_metric():
     gt[:, 4:12, 4:12] = 200
     mask = (gt[..., 0] > 0).astype(np.uint8) * 255
     scores = M.score_clip(gt, gt, mask, np.zeros((16, 16, 3)))
-    assert set(scores) == set(M.METRICS) and scores["psnr_db"] == M.PSNR_CAP and scores["fg_iou"] == 1.0
+    assert set(scores) == set(M.METRICS) and scores["psnr_db"] == M.PSNR_CAP
+    assert scores["fg_iou"] == scores["fg_recall"] == scores["fg_precision"] == 1.0
     assert scores["face_colour_err"] == scores["bg_err"] == scores["flicker"] == 0 and scores["ssim"] == 1.0
     with pytest.raises(ValueError, match="shape"):
         M.score_clip(gt[:1], gt, mask, np.zeros((16, 16, 3)))

@@ -8,7 +8,9 @@
   use_sample_covariance=False, which the test checks against).
 - Foreground: a pixel whose largest channel differs from the identity's known background by more
   than FG_THRESHOLD levels; ground truth foreground = mask > 127. IoU per frame, averaged
-  (a frame where both are empty counts 1).
+  (a frame where both are empty counts 1). IoU mixes two failures, so both are kept apart too:
+  fg_recall = the share of the true head found (a wrong pose misses head), fg_precision = the share of
+  the found foreground that is head (background the output did not reproduce is found as foreground).
 - Face colour error: per frame, |mean RGB of the output - mean RGB of the ground truth| over the
   ground-truth face (mask > 127), averaged over channels: the identity's tone, not its pose.
 - Background error: mean |output - ground truth| over pixels the head never touches (mask == 0).
@@ -73,14 +75,33 @@ def foreground(frames: np.ndarray, background_rgb01: np.ndarray, threshold: floa
     return np.abs(_f(frames) - _f(background_rgb01)[None] * 255.0).max(axis=-1) > threshold
 
 
+def _masks(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return (a[None], b[None]) if a.ndim == 2 else (a, b)
+
+
+def _per_frame_share(num: np.ndarray, den: np.ndarray) -> float:
+    """Mean over frames of |num| / |den|; 1 where den is empty (nothing to find, nothing found wrongly)."""
+    num, den = num.reshape(len(num), -1).sum(1), den.reshape(len(den), -1).sum(1)
+    return float(np.mean(np.where(den == 0, 1.0, num / np.maximum(den, 1))))
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over frames of |a & b| / |a | b| for (F,H,W) bool masks; 1 where both are empty."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    if a.ndim == 2:
-        a, b = a[None], b[None]
-    inter = (a & b).reshape(len(a), -1).sum(1)
-    union = (a | b).reshape(len(a), -1).sum(1)
-    return float(np.mean(np.where(union == 0, 1.0, inter / np.maximum(union, 1))))
+    a, b = _masks(a, b)
+    return _per_frame_share(a & b, a | b)
+
+
+def mask_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over frames of |found & truth| / |truth|."""
+    found, truth = _masks(found, truth)
+    return _per_frame_share(found & truth, truth)
+
+
+def mask_precision(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over frames of |found & truth| / |found|."""
+    found, truth = _masks(found, truth)
+    return _per_frame_share(found & truth, found)
 
 
 def face_colour_error(out: np.ndarray, gt: np.ndarray, mask_u8: np.ndarray) -> float:
@@ -109,10 +130,12 @@ def score_clip(out: np.ndarray, gt: np.ndarray, mask_u8: np.ndarray, background_
     """Every metric of one clip: out, gt (F,H,W,3) uint8, mask (F,H,W) uint8, background (H,W,3) [0,1]."""
     if out.shape != gt.shape:
         raise ValueError(f"output {out.shape} and ground truth {gt.shape} differ in shape")
+    found, head = foreground(out, background_rgb01), np.asarray(mask_u8) > 127
     return {"psnr_db": psnr(out, gt), "ssim": ssim(out, gt), "l1": l1(out, gt),
-            "fg_iou": mask_iou(foreground(out, background_rgb01), np.asarray(mask_u8) > 127),
+            "fg_iou": mask_iou(found, head), "fg_recall": mask_recall(found, head),
+            "fg_precision": mask_precision(found, head),
             "face_colour_err": face_colour_error(out, gt, mask_u8),
             "bg_err": background_error(out, gt, mask_u8), "flicker": flicker(out, gt)}
 
 
-METRICS = ("psnr_db", "ssim", "l1", "fg_iou", "face_colour_err", "bg_err", "flicker")
+METRICS = ("psnr_db", "ssim", "l1", "fg_iou", "fg_recall", "fg_precision", "face_colour_err", "bg_err", "flicker")

@@ -11,7 +11,8 @@ benchmarks/results/reproduction.{json,md}:
   widened by the sampling range: what "reproduces within noise" means here.
 
     .venv/bin/python benchmarks/bench_reproduction.py --model shipped=engine/assets/synthetic_heads \\
-        --run "seed 0=/work/data/seed0/model" --run "seed 1=/work/data/seed1/model" --sampling-seeds 42,43,44
+        --run "seed 0=/work/data/seed0/model" --run "seed 1=/work/data/seed1/model" --sampling-seeds 42,43,44 \\
+        --other "v4.1=/work/data/v41"
 
 Each scoring is one bench_quality run (about 80 s on 2 CPU threads); --work keeps them, and --reuse
 takes a run found there instead of repeating it. Run alone: the timings are not the point, but a
@@ -99,7 +100,8 @@ def write(models: list[dict], checks: list[dict], meta: dict, out_dir: pathlib.P
     band = [{**c, "runs": ", ".join(f"{x:.4g}" for x in c["runs"]), "band": f"{c['band'][0]:.4g} .. {c['band'][1]:.4g}",
              "within": "yes" if c["within"] else "NO"} for c in checks]
     notes = ["Rows: the reference model (`kind` reference) under each sampling seed, then every model the "
-             "training command made (`kind` training command) under the first seed. Metrics: "
+             "training command made (`kind` training command) under the first seed, then any other model "
+             "(`kind` other: shown, not part of the noise). Metrics: "
              "benchmarks/bench_quality.py on the same held-out clips; issue-11 criteria: "
              "engine/evaluation/criteria.py.", "",
              "## Within noise?", "",
@@ -117,6 +119,8 @@ def main(argv=None) -> int:
                    help="the reference model (e.g. the shipped one), scored under every --sampling-seeds")
     p.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
                    help="a model the training command made (repeat: one per training seed)")
+    p.add_argument("--other", action="append", default=[], metavar="NAME=DIR",
+                   help="a model shown beside them but not part of the noise (e.g. the previously shipped one)")
     p.add_argument("--sampling-seeds", default="42,43,44", help="comma-separated (default 42,43,44; the first "
                    "is the quality benchmark's and the one every --run is scored with)")
     p.add_argument("--clips", type=int, default=6, help="held-out clips (default 6, as the quality benchmark)")
@@ -126,7 +130,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
     (ref_name, ref_dir), = _named([args.model], "--model")
-    runs = _named(args.run, "--run")
+    runs, others = _named(args.run, "--run"), _named(args.other, "--other")
     try:
         seeds = [int(s) for s in args.sampling_seeds.split(",")]
     except ValueError:
@@ -143,6 +147,9 @@ def main(argv=None) -> int:
         run_summaries.append(summary(score(name, weights, seeds[0], args)))
         models.append({"name": name, "weights": str(weights), "kind": "training command", "seed": seeds[0],
                        **run_summaries[-1]})
+    for name, weights in others:
+        models.append({"name": name, "weights": str(weights), "kind": "other", "seed": seeds[0],
+                       **summary(score(name, weights, seeds[0], args))})
     checks = verdicts(sampling[0], run_summaries, sampling)
     meta = {**machine_info(), "threads": args.threads, "load_average_before": load_before,
             "wall_s": round(time.perf_counter() - t0, 1), "data": first["meta"]["data"], "clips": args.clips,

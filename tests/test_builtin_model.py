@@ -37,8 +37,18 @@ def test_size_budget(builtin):
 
 
 def test_card_records_command_and_seed(builtin):
+    """The card's command and seed are the ones the weights were trained with (their metadata's recipe)."""
+    import json
+    import re
+
+    from safetensors import safe_open
     card = (builtin / "MODEL_CARD.md").read_text()
-    assert "mprt train" in card and "seed 0" in card and "not" in card.lower()
+    found = re.search(r"Command: `(mprt train [^`]*)` \(seed (\d+)\)", card)
+    assert found and "not" in card.lower(), "the card must give the training command and its seed"
+    with safe_open(str(builtin / "denoising_unet.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["recipe"])["seed"] == int(found.group(2))
+    assert meta["command"] == found.group(1)
 
 
 def test_loads_through_the_normal_loader(builtin):

@@ -14,7 +14,7 @@ def register(sub) -> None:
                        "denoising UNet, guidance encoders) and the motion stage (motion modules) with "
                        "upstream's objective, and write the model in upstream's layout to --out. Every "
                        "stage resumes from its checkpoint in --work. CPU by default; --device cuda uses "
-                       "bf16 autocast. The shipped built-in model was made with the defaults.")
+                       "bf16 autocast. The shipped built-in model was made with --seed 1 (its MODEL_CARD.md has the command).")
     p.add_argument("--out", required=True, help="weights folder to write (refused if it exists, unless --overwrite)")
     p.add_argument("--data", required=True, help="dataset folder (built if missing, reused if complete)")
     p.add_argument("--work", required=True, help="checkpoint folder (a rerun resumes from it)")

@@ -61,12 +61,7 @@ def score(name: str, weights: pathlib.Path, seed: int, args) -> dict:
         bench_quality.run(["--weights", str(weights), "--variants", VARIANTS, "--backends", "torch",
                            "--threads", str(args.threads), "--seed", str(seed), "--clips", str(args.clips),
                            "--out-dir", str(out)])
-    data = json.loads(result.read_text())
-    SCORING_SECONDS.append(data["meta"].get("benchmark_wall_s", 0.0))
-    return data
-
-
-SCORING_SECONDS: list[float] = []  # each scoring run's own wall time, reused ones included
+    return json.loads(result.read_text())
 
 
 def summary(result: dict) -> dict:
@@ -141,25 +136,28 @@ def main(argv=None) -> int:
     except ValueError:
         p.error(f"--sampling-seeds: expected comma-separated integers, got {args.sampling_seeds!r}")
     load_before, t0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter()
-    models, sampling, first = [], [], None
+    models, sampling, scored = [], [], []
+
+    def scored_as(name: str, weights: pathlib.Path, seed: int) -> dict:
+        scored.append(score(name, weights, seed, args))
+        return summary(scored[-1])
+
     for seed in seeds:
-        result = score(ref_name, ref_dir, seed, args)
-        first = first or result
-        sampling.append(summary(result))
+        sampling.append(scored_as(ref_name, ref_dir, seed))
         models.append({"name": ref_name, "weights": str(ref_dir), "kind": "reference", "seed": seed, **sampling[-1]})
     run_summaries = []
     for name, weights in runs:
-        run_summaries.append(summary(score(name, weights, seeds[0], args)))
+        run_summaries.append(scored_as(name, weights, seeds[0]))
         models.append({"name": name, "weights": str(weights), "kind": "training command", "seed": seeds[0],
                        **run_summaries[-1]})
     for name, weights in others:
         models.append({"name": name, "weights": str(weights), "kind": "other", "seed": seeds[0],
-                       **summary(score(name, weights, seeds[0], args))})
+                       **scored_as(name, weights, seeds[0])})
     checks = verdicts(sampling[0], run_summaries, sampling)
     meta = {**machine_info(), "threads": args.threads, "load_average_before": load_before,
             "wall_s": round(time.perf_counter() - t0, 1),
-            "scoring_wall_s": [round(x, 1) for x in SCORING_SECONDS], "data": first["meta"]["data"], "clips": args.clips,
-            "frames_per_clip": first["meta"]["frames_per_clip"], "variants": VARIANTS}
+            "scoring_wall_s": [r["meta"].get("benchmark_wall_s") for r in scored], "data": scored[0]["meta"]["data"],
+            "clips": args.clips, "frames_per_clip": scored[0]["meta"]["frames_per_clip"], "variants": VARIANTS}
     write(models, checks, meta, pathlib.Path(args.out_dir))
     for c in checks:
         print(f"{c['metric']}: {c['reference']:.4g} in {c['band']}: {'yes' if c['within'] else 'NO'}", file=sys.stderr)

@@ -11,7 +11,7 @@ import pytest
 
 from engine.evaluation import metrics as M
 from engine.evaluation.controls import ANSWER_CONTROLS, answer_control, make_cases, mean_image, model_control_inputs
-from engine.evaluation.criteria import CRITERIA, Criterion, judge_all
+from engine.evaluation.criteria import CRITERIA, Criterion, judge_all, judge_on_cases
 from engine.synthetic.clips import Clip
 
 
@@ -166,6 +166,41 @@ def test_criteria_pass_and_fail_on_their_bounds():
     assert not any(v["pass"] for v in judge_all(bad, controls))
 
 
+def _per_case_rows(case: str, quality: dict, control: dict) -> list[dict]:
+    return [{"variant": "quality", "case": case, **quality}] + [
+        {"variant": name, "case": case, **control} for name in {c.control for c in CRITERIA}]
+
+
+def test_criteria_on_a_subset_average_only_that_subsets_cases():
+    good = {"psnr_db": 30, "fg_iou": 0.9, "face_colour_err": 2, "bg_err": 2}
+    bad = {"psnr_db": 10, "fg_iou": 0.3, "face_colour_err": 20, "bg_err": 20}
+    rows = _per_case_rows("easy", good, bad) + _per_case_rows("hard", bad, good)
+    assert all(v["pass"] for v in judge_on_cases(rows, {"easy"}))
+    assert not any(v["pass"] for v in judge_on_cases(rows, {"hard"}))
+    both = judge_on_cases(rows, {"easy", "hard"})  # means of the two: quality == control everywhere
+    assert [v["quality"] for v in both] == [v["control_value"] for v in both] and not any(v["pass"] for v in both)
+    assert judge_on_cases(rows, {"absent"}) == []
+    assert judge_on_cases([r for r in rows if r["variant"] != "mean image"], {"easy"}) == []
+
+
+def test_criteria_by_background_rows_name_each_subset_and_its_verdicts():
+    from benchmarks.bench_quality import FORMER_DEFAULT_CASES, criteria_by_subset
+    good = {"psnr_db": 30, "fg_iou": 0.9, "face_colour_err": 2, "bg_err": 2}
+    bad = {"psnr_db": 10, "fg_iou": 0.3, "face_colour_err": 20, "bg_err": 20}
+    names = [f"c{i}" for i in range(FORMER_DEFAULT_CASES + 1)]
+    kinds = {n: ("stripes" if i == 0 else "solid") for i, n in enumerate(names)}
+    rows = [r for i, n in enumerate(names) for r in (_per_case_rows(n, bad, good) if i == 0
+                                                     else _per_case_rows(n, good, bad))]
+    table = {r["cases"]: r for r in criteria_by_subset(rows, kinds)}
+    assert list(table) == [f"all {len(names)} cases", f"first {FORMER_DEFAULT_CASES} (the former default)",
+                           "solid backgrounds", "stripes backgrounds"]
+    assert table["solid backgrounds"]["pass"] == f"{len(CRITERIA)}/{len(CRITERIA)}"
+    assert table["stripes backgrounds"]["pass"] == f"0/{len(CRITERIA)}"
+    assert table["stripes backgrounds"]["IoU vs copy the reference"] == "-0.600 FAIL"
+    assert table["solid backgrounds"]["bg vs swapped reference"] == "0.10x PASS"
+    assert table["solid backgrounds"]["n"] == len(names) - 1
+
+
 def test_pareto_front_keeps_only_undominated_points():
     from importlib import import_module
     import sys
@@ -241,3 +276,23 @@ def test_fg_iou_per_case_keeps_each_case_background_and_the_pose_rows():
     assert iou_by_case(per_case, {"a": "solid", "b": "stripes"}) == [
         {"case": "a", "background": "solid", "quality": 0.9, "copy the reference": 0.5},
         {"case": "b", "background": "stripes", AUTOENCODER_CEILING: 0.7, "quality": 0.4}]
+
+
+@pytest.mark.slow
+def test_quality_benchmark_end_to_end_on_two_rendered_cases(tmp_path):
+    """bench_quality on the built-in model: held-out cases rendered in memory (spawned workers), the
+    quality row and its controls, the criteria on all cases and per background, written whole."""
+    import json
+    from benchmarks import bench_quality
+    weights = trained_weights()
+    if weights is None:
+        pytest.skip("no trained model: no built-in synthetic-heads weights and MPRT_QUALITY_WEIGHTS unset")
+    assert bench_quality.run(["--weights", str(weights), "--clips", "2", "--frames", "2", "--variants", "quality",
+                              "--backends", "torch", "--threads", "1", "--out-dir", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "quality.json").read_text())
+    assert data["meta"]["complete"] and "2 identities x 2 motions" in data["meta"]["data"]
+    assert {r["case"] for r in data["per_clip"]} == {"id100000-m100000", "id100001-m100001"}
+    assert len(data["criteria"]) == len(CRITERIA)
+    md = (tmp_path / "quality.md").read_text()
+    assert "## Issue-11 criteria by background" in md
+    assert "| all 2 cases | 2 |" in md and "| solid backgrounds | 1 |" in md and "| stripes backgrounds | 1 |" in md

@@ -91,5 +91,9 @@ def test_build_load_resume(tmp_path):
     direct = render_split(spec, "heldout")
     assert len(loaded) == len(direct) == 2
     assert np.array_equal(loaded[0].frames, direct[0].frames)
+    pooled = render_split(spec, "heldout", size=32, workers=2)  # spawned workers: the same pixels
+    assert [c.identity for c in pooled] == [c.identity for c in direct]
+    assert all(np.array_equal(a.frames, b.resized(32).frames) and np.array_equal(a.mask, b.resized(32).mask)
+               for a, b in zip(pooled, direct))
     with pytest.raises(Exception, match="another spec"):
         build_dataset(tmp_path, DatasetSpec(train_identities=2, frames=2, size=64))

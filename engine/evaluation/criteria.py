@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 CLEARLY_RATIO = 0.75
 
 
@@ -90,3 +92,18 @@ def judge_distillation(rows: dict[str, dict], decode_alone: dict[str, float] | N
                     "vs 'realtime')", "quality": t["psnr_db"], "control_value": r["psnr_db"], "margin": cost,
                     "margin_kind": "dB lost", "required": DECODE_PSNR_COST, "pass": bool(cost <= DECODE_PSNR_COST)})
     return out
+
+
+def judge_on_cases(per_case: list[dict], cases: set[str]) -> list[dict]:
+    """judge_all on a subset of the cases: each row's metrics averaged over the per-case rows (dicts with
+    "variant", "case" and the metrics) of `cases` only. [] when `quality` or a control has none there."""
+    rows: dict[str, list[dict]] = {}
+    for r in per_case:
+        if r["case"] in cases:
+            rows.setdefault(r["variant"], []).append(r)
+    needed = {c.control for c in CRITERIA} | {"quality"}
+    if not needed <= rows.keys():
+        return []
+    means = {name: {c.metric: float(np.nanmean([r[c.metric] for r in rows[name]])) for c in CRITERIA}
+             for name in needed}
+    return judge_all(means["quality"], means)

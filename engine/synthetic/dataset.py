@@ -54,10 +54,16 @@ def _clip_path(root: pathlib.Path, split: str, index: int) -> pathlib.Path:
     return root / split / f"clip_{index:05d}.npz"
 
 
-def _render_one(job) -> None:
-    root, split, index, (ident, motion, ref), frames, size = job
+def _render_in_memory(job) -> Clip:
+    (ident, motion, ref), frames, render_size, size = job
     clip = render_clip(make_identity(ident), make_motion(motion, frames),
-                       reference_pose(np.random.default_rng([5, ref])), size)
+                       reference_pose(np.random.default_rng([5, ref])), render_size)
+    return clip.resized(size)
+
+
+def _render_one(job) -> None:
+    root, split, index, seeds, frames, size = job
+    clip = _render_in_memory((seeds, frames, size, size))
     path = _clip_path(root, split, index)
     with atomic_file(path) as fh:
         np.savez(fh, **clip.arrays())
@@ -114,15 +120,15 @@ def load_split(root, split: str) -> list[Clip]:
     return clips
 
 
-def render_split(spec: DatasetSpec, split: str, size: int | None = None, limit: int | None = None) -> list[Clip]:
+def render_split(spec: DatasetSpec, split: str, size: int | None = None, limit: int | None = None,
+                 workers: int = 1) -> list[Clip]:
     """Render a split's clips in memory (no files), at `size` (default spec.size) — e.g. the
     held-out clips for a benchmark. Same pixels as `build_dataset` + `load_split` + `resized`."""
-    out = []
-    for ident, motion, ref in spec.clips(split)[:limit]:
-        clip = render_clip(make_identity(ident), make_motion(motion, spec.frames),
-                           reference_pose(np.random.default_rng([5, ref])), spec.size)
-        out.append(clip.resized(size or spec.size))
-    return out
+    jobs = [(c, spec.frames, spec.size, size or spec.size) for c in spec.clips(split)[:limit]]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_render_in_memory, jobs))
+    return [_render_in_memory(job) for job in jobs]
 
 
 def background(identity_seed: int, size: int) -> np.ndarray:

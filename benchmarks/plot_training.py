@@ -9,6 +9,12 @@ import json
 import pathlib
 
 
+# what each stage's logged loss is (engine/training): the autoencoder stages' weighted reconstruction, the
+# decoder stage's reconstruction plus edge term, the diffusion stages' v-prediction MSE
+YLABELS = {"autoencoder": "weighted MSE + L1 loss", "autoencoder_full": "weighted MSE + L1 loss",
+           "decoder": "reconstruction + edge loss"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="the training run's --work folder (holds losses.json)")
@@ -25,7 +31,7 @@ def main() -> None:
         ax.plot(steps, values)
         ax.set_title(f"{stage.replace('_', ' ')} stage")
         ax.set_xlabel("step")
-        ax.set_ylabel("weighted MSE + L1 loss" if stage.startswith("autoencoder") else "v-prediction MSE")
+        ax.set_ylabel(YLABELS.get(stage, "v-prediction MSE"))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(args.out, dpi=90)

@@ -61,6 +61,11 @@ def _render_in_memory(job) -> Clip:
     return clip.resized(size)
 
 
+def _render_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: a process that has run torch (OpenMP) forks children that can hang in it
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _render_one(job) -> None:
     root, split, index, seeds, frames, size = job
     clip = _render_in_memory((seeds, frames, size, size))
@@ -85,8 +90,7 @@ def build_dataset(root, spec: DatasetSpec, workers: int = 1, progress=None) -> p
     total = sum(len(spec.clips(s)) for s in ("train", "heldout"))
     done = total - len(jobs)
     if workers > 1 and jobs:
-        # spawn, not fork: a process that has run torch (OpenMP) forks children that can hang in it
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with _render_pool(workers) as pool:
             for _ in pool.map(_render_one, jobs):
                 done += 1
                 if progress:
@@ -126,7 +130,7 @@ def render_split(spec: DatasetSpec, split: str, size: int | None = None, limit: 
     held-out clips for a benchmark. Same pixels as `build_dataset` + `load_split` + `resized`."""
     jobs = [(c, spec.frames, spec.size, size or spec.size) for c in spec.clips(split)[:limit]]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with _render_pool(workers) as pool:
             return list(pool.map(_render_in_memory, jobs))
     return [_render_in_memory(job) for job in jobs]
 

@@ -109,7 +109,8 @@ def test_autoencoder_trains_on_crops_then_whole_images_and_resumes(tmp_path):
 def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, capsys):
     """`mprt train` at a thousandth of the recipe's steps on 2 identities: every stage runs (the decoder
     stage leaves the encoder as the autoencoder stage made it), the folder loads, hashes and declares
-    the recipe's CFG scale, and a second run of the same command writes the same weights."""
+    the recipe's CFG scale, a second run of the same command writes the same weights, and a finished
+    run continues with a second image-stage cycle (`--image-refine-steps`)."""
     from engine.cli import main
     from engine.model import MagicPortraitModel
     from engine.training.package import sha256
@@ -125,6 +126,7 @@ def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, caps
     tuned = decoder["modules"]["vae"]
     assert all(torch.equal(autoencoder[k], tuned[k]) for k in autoencoder if k.startswith(("encoder.", "quant_conv.")))
     assert any(not torch.equal(autoencoder[k], tuned[k]) for k in autoencoder if k.startswith("decoder."))
+    assert not (work / "image_refine.pt").exists()  # an opt-in stage, off in the recipe
     model = MagicPortraitModel.from_weights(out)
     assert model.config.image_size == 64 and model.config.guidance_scale == TrainRecipe().guidance_scale
     for line in (out / "SHA256SUMS").read_text().splitlines():
@@ -144,3 +146,17 @@ def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, caps
     for name in files:
         first, second = load_file(out / name), load_file(again / name)
         assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), name
+
+    # Continuing the finished run with a second image-stage cycle: the earlier stages resume from --work,
+    # the new cycle starts from the image stage's weights, and the motion stage, whose checkpoint was
+    # trained on the weights before it, is trained again on top of it.
+    capsys.readouterr()
+    refined = tmp_path / "model-refined"
+    assert main([*args[:6], str(refined), *args[7:], "--image-refine-steps", "3000"]) == 0
+    log = capsys.readouterr().out
+    assert "image: done earlier" in log and "motion: starting over" in log
+    image, refine, motion = (torch.load(work / f"{s}.pt", weights_only=False) for s in ("image", "image_refine", "motion"))
+    assert refine["done"] and refine["step"] == 3 and motion["done"]
+    before, after = image["modules"]["reference_unet"], refine["modules"]["reference_unet"]
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(after[k], v) for k, v in motion["modules"]["reference_unet"].items())  # frozen there

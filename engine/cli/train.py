@@ -10,8 +10,8 @@ def register(sub) -> None:
     r, d = TrainRecipe(), DatasetSpec()
     p = sub.add_parser("train", help="train a small MagicPortrait on generated synthetic people",
                        description="Generate a synthetic-people dataset (deterministic from --seed; kept in "
-                       "--data and reused), then train an autoencoder, the image stage (reference UNet, "
-                       "denoising UNet, guidance encoders) and the motion stage (motion modules) with "
+                       "--data and reused), then train an autoencoder (then its decoder alone), the image stage (reference "
+                       "UNet, denoising UNet, guidance encoders; optionally a second learning-rate cycle of it) and the motion stage (motion modules) with "
                        "upstream's objective, and write the model in upstream's layout to --out. Every "
                        "stage resumes from its checkpoint in --work. CPU by default; --device cuda uses "
                        "bf16 autocast. The shipped built-in model was made with --seed 1 (its MODEL_CARD.md has the command).")
@@ -23,6 +23,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--scale-steps", type=float, default=1.0,
                    help="multiply every stage's step count (default 1.0; e.g. 0.01 for a smoke run)")
+    p.add_argument("--image-refine-steps", type=int, default=r.image_refine_steps, metavar="N",
+                   help="after the image stage, N more steps of it under a second, lower cosine learning-rate "
+                   f"cycle (default {r.image_refine_steps}: the shipped recipe). Continues a finished run: its "
+                   "--work keeps the earlier stages, and the motion stage is trained again after it")
     p.add_argument("--identities", type=int, default=d.train_identities,
                    help=f"train identities (default {d.train_identities})")
     p.add_argument("--frames", type=int, default=d.frames, help=f"frames per clip (default {d.frames})")
@@ -53,7 +57,9 @@ def run(args) -> int:
         raise InputError("--scale-steps must be > 0, --identities >= 1, --frames >= 13 (the motion stage's window + 1)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = TrainRecipe(seed=args.seed).scaled(args.scale_steps)
+    if args.image_refine_steps < 0:
+        raise InputError(f"--image-refine-steps must be >= 0, got {args.image_refine_steps}")
+    recipe = TrainRecipe(seed=args.seed, image_refine_steps=args.image_refine_steps).scaled(args.scale_steps)
     dataset = DatasetSpec(seed=args.seed, train_identities=args.identities, frames=args.frames)
     command = "mprt " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "mprt train"
     train(pathlib.Path(args.data), pathlib.Path(args.work), out, recipe, dataset, args.device, command)

@@ -57,11 +57,16 @@ class StageState:
 
 
 def run_stage(state: StageState, steps: int, step_fn: Callable[[StageState], float], checkpoint: pathlib.Path,
-              lr_at: Callable[[int], float] | None = None, save_every: int = 200, log_every: int = 25) -> None:
-    """Run `step_fn` until `steps`, resuming from `checkpoint`; one progress bar with loss and ETA."""
-    if state.load(checkpoint) and state.step >= steps:
+              lr_at: Callable[[int], float] | None = None, save_every: int = 200, log_every: int = 25,
+              start_over: bool = False) -> bool:
+    """Run `step_fn` until `steps`, resuming from `checkpoint`; one progress bar with loss and ETA.
+    start_over: ignore the checkpoint (it was trained on top of weights an earlier stage has since changed).
+    Returns whether this call trained any step."""
+    if start_over and checkpoint.exists():
+        print(f"{state.name}: starting over ({checkpoint} was trained before an earlier stage changed)")
+    elif state.load(checkpoint) and state.step >= steps:
         print(f"{state.name}: done earlier ({state.step} steps), resumed from {checkpoint}")
-        return
+        return False
     bar = tqdm(total=steps, initial=state.step, desc=state.name, unit="step", dynamic_ncols=True,
                mininterval=2.0)
     window: list[float] = []
@@ -87,6 +92,7 @@ def run_stage(state: StageState, steps: int, step_fn: Callable[[StageState], flo
     bar.close()
     state.save(checkpoint, done=True)
     print(f"{state.name}: {steps} steps, last loss {state.losses[-1][1]:.4f}, {time.time() - start:.0f} s")
+    return True
 
 
 def cosine_lr(peak: float, steps: int, warmup: int = 100, floor: float = 0.1) -> Callable[[int], float]:

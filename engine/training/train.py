@@ -23,8 +23,8 @@ from engine.training.package import write_model
 from engine.training.recipe import TrainRecipe, model_config
 
 
-STAGE_STREAMS = {"image": 1, "motion": 2}  # one random stream per stage, fixed by the seed
-STAGES = ("autoencoder", "autoencoder_full", "decoder", "image", "motion")  # checkpoint names, in training order
+STAGE_STREAMS = {"image": 1, "motion": 2, "image_refine": 3}  # one random stream per stage, fixed by the seed
+STAGES = ("autoencoder", "autoencoder_full", "decoder", "image", "image_refine", "motion")  # checkpoint names, in training order
 
 
 def _autocast(device: torch.device):
@@ -75,7 +75,10 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
         m.to(device).train()
     objective = Objective(device)
 
+    changed = False  # a UNet stage trained in this call: the later stages' checkpoints predate it
+
     def stage(name: str, params, steps: int, batch: int, frames: int, lr: float) -> None:
+        nonlocal changed
         params = list(params)
         trainable = {id(p) for p in params}
         for m in nets.modules().values():
@@ -95,10 +98,13 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
             s.optimizer.step()
             return float(loss.detach())
 
-        run_stage(state, steps, step, work_dir / f"{name}.pt", cosine_lr(lr, steps))
+        changed |= run_stage(state, steps, step, work_dir / f"{name}.pt", cosine_lr(lr, steps), start_over=changed)
 
     # Stage 1: single frames; motion modules stay the identity (zeroed output) and frozen.
     stage("image", image_parameters(nets), recipe.image_steps, recipe.image_batch, 1, recipe.image_lr)
+    if recipe.image_refine_steps:  # the same stage under a second, lower learning-rate cycle (opt-in)
+        stage("image_refine", image_parameters(nets), recipe.image_refine_steps, recipe.image_batch, 1,
+              recipe.image_refine_lr)
     # Stage 2: clips of the runtime's window length; only the motion modules learn.
     stage("motion", motion_parameters(nets.denoising_unet), recipe.motion_steps, recipe.motion_batch,
           recipe.motion_frames, recipe.motion_lr)
@@ -124,6 +130,8 @@ def model_card(recipe: TrainRecipe, dataset: DatasetSpec, command: str, seconds:
     full_phase = f" then {recipe.autoencoder_full_steps} on whole images" if recipe.autoencoder_full_steps else ""
     decoder_phase = (f", then its decoder alone {recipe.decoder_steps} steps on whole images (encoder frozen)"
                      if recipe.decoder_steps else "")
+    refine_phase = (f", then {recipe.image_refine_steps} more under a second cosine cycle peaking at "
+                    f"{recipe.image_refine_lr:g}" if recipe.image_refine_steps else "")
     stage_times = ", ".join(f"{k.replace('_', ' ')} {v / 60:.0f} min" for k, v in seconds.items())
     return f"""# synthetic-heads — a small MagicPortrait trained on synthetic people
 
@@ -148,7 +156,7 @@ and to compare fast paths; use the released weights for real work.
 train identities x {dataset.clips_per_identity} clips of {dataset.frames} frames (held-out
 identities and motions come from disjoint seed ranges). Stages: autoencoder
 {recipe.autoencoder_steps} steps on {recipe.autoencoder_crop}-px crops{full_phase} (batch {recipe.autoencoder_batch}){decoder_phase}; image stage {recipe.image_steps}
-steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples); every
+steps (batch {recipe.image_batch} single frames, reference dropped for 10% of samples){refine_phase}; every
 training clip also over {recipe.background_variants} new random backgrounds (frames and reference alike); motion stage
 {recipe.motion_steps} steps (batch {recipe.motion_batch} x {recipe.motion_frames} frames, motion
 modules only). Objective: v-prediction, zero-terminal-SNR linear betas (upstream's schedule). It declares

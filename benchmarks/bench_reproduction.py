@@ -14,8 +14,8 @@ benchmarks/results/reproduction.{json,md}:
         --run "seed 0=/work/data/seed0/model" --run "seed 1=/work/data/seed1/model" --sampling-seeds 42,43,44 \\
         --other "v4.1=/work/data/v41"
 
-Each scoring is one bench_quality run (about 65 s per 6 cases on 2 CPU threads, alone, so ~4-5 min for the
-default 24); --work keeps them, and --reuse
+Each scoring is one bench_quality run (380-390 s for the default 24 cases on 2 CPU threads, alone, stop
+21); --work keeps them, and --reuse
 takes a run found there instead of repeating it (meta: wall_s of this call, scoring_wall_s of each
 scoring run, reused or not). Run alone: the timings are not the point, but a
 busy CPU makes it slow.

@@ -10,11 +10,12 @@ def register(sub) -> None:
     r, d = TrainRecipe(), DatasetSpec()
     p = sub.add_parser("train", help="train a small MagicPortrait on generated synthetic people",
                        description="Generate a synthetic-people dataset (deterministic from --seed; kept in "
-                       "--data and reused), then train an autoencoder (then its decoder alone), the image stage (reference "
-                       "UNet, denoising UNet, guidance encoders; optionally a second learning-rate cycle of it) and the motion stage (motion modules) with "
-                       "upstream's objective, and write the model in upstream's layout to --out. Every "
-                       "stage resumes from its checkpoint in --work. CPU by default; --device cuda uses "
-                       "bf16 autocast. The shipped built-in model was made with --seed 1 (its MODEL_CARD.md has the command).")
+                       "--data and reused), then train an autoencoder (then its decoder alone), the image "
+                       "stage (reference UNet, denoising UNet, guidance encoders; optionally a second "
+                       "learning-rate cycle of it) and the motion stage (motion modules) with upstream's "
+                       "objective, and write the model in upstream's layout to --out. Every stage resumes "
+                       "from its checkpoint in --work. CPU by default; --device cuda uses bf16 autocast. "
+                       "The shipped built-in model was made with --seed 1 (its MODEL_CARD.md has the command).")
     p.add_argument("--out", required=True, help="weights folder to write (refused if it exists, unless --overwrite)")
     p.add_argument("--data", required=True, help="dataset folder (built if missing, reused if complete)")
     p.add_argument("--work", required=True, help="checkpoint folder (a rerun resumes from it)")

@@ -82,6 +82,42 @@ def test_overwrite_never_replaces_a_folder_train_did_not_write(tmp_path, capsys)
     check_replaceable(tmp_path / "new")  # missing: fine
 
 
+def test_a_stage_resumes_only_a_checkpoint_made_after_the_same_stages(tmp_path, capsys):
+    """run_stage keeps a finished checkpoint recorded after the same earlier stages, and trains again
+    from the start one recorded after others (a stage since added, removed or lengthened) or one
+    trained past the stage's steps; a shorter one is continued."""
+    from engine.training.loop import StageState, run_stage
+    ckpt = tmp_path / "stage.pt"
+
+    def run(after: tuple[str, ...], steps: int = 4) -> tuple[bool, torch.Tensor]:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(2, 1)
+        state = StageState("s", {"net": net}, torch.optim.SGD(net.parameters(), lr=0.1), after=after)
+
+        def step(s: StageState) -> float:
+            loss = (net(torch.ones(1, 2)) - 3.0).pow(2).sum()
+            s.optimizer.zero_grad()
+            loss.backward()
+            s.optimizer.step()
+            return float(loss.detach())
+        trained = run_stage(state, steps, step, ckpt)
+        return trained, net.weight.detach().clone()
+
+    trained, first = run(("a:10@0.1",))
+    assert trained and StageState.peek(ckpt) == (4, ("a:10@0.1",))
+    trained, again = run(("a:10@0.1",))
+    assert not trained and torch.equal(first, again) and "s: done earlier" in capsys.readouterr().out
+    trained, other = run(("a:10@0.1", "b:5@0.1"))
+    assert trained and "s: starting over" in capsys.readouterr().out
+    assert torch.equal(other, first)  # the same 4 steps from the same start: not continued from `first`
+    assert StageState.peek(ckpt) == (4, ("a:10@0.1", "b:5@0.1"))
+    trained, two = run(("a:10@0.1", "b:5@0.1"), steps=2)
+    assert trained and "s: starting over" in capsys.readouterr().out and StageState.peek(ckpt)[0] == 2
+    trained, six = run(("a:10@0.1", "b:5@0.1"), steps=6)
+    assert trained and "s: starting over" not in capsys.readouterr().out and StageState.peek(ckpt)[0] == 6
+    assert not torch.equal(two, first) and not torch.equal(six, first)
+
+
 def test_autoencoder_trains_on_crops_then_whole_images_and_resumes(tmp_path):
     """The whole-image phase starts from the crop phase's weights, has its own checkpoint, and a rerun
     with both checkpoints done trains nothing and returns the same autoencoder."""
@@ -110,7 +146,8 @@ def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, caps
     """`mprt train` at a thousandth of the recipe's steps on 2 identities: every stage runs (the decoder
     stage leaves the encoder as the autoencoder stage made it), the folder loads, hashes and declares
     the recipe's CFG scale, a second run of the same command writes the same weights, and a finished
-    run continues with a second image-stage cycle (`--image-refine-steps`)."""
+    run's second image-stage cycle can be lengthened, put back and removed (`--image-refine-steps`),
+    every later stage trained again on what now precedes it."""
     from engine.cli import main
     from engine.model import MagicPortraitModel
     from engine.training.package import sha256
@@ -126,7 +163,8 @@ def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, caps
     tuned = decoder["modules"]["vae"]
     assert all(torch.equal(autoencoder[k], tuned[k]) for k in autoencoder if k.startswith(("encoder.", "quant_conv.")))
     assert any(not torch.equal(autoencoder[k], tuned[k]) for k in autoencoder if k.startswith("decoder."))
-    assert not (work / "image_refine.pt").exists()  # an opt-in stage, off in the recipe
+    refine = torch.load(work / "image_refine.pt", weights_only=False)
+    assert refine["done"] and refine["step"] == max(1, round(TrainRecipe().image_refine_steps * 0.001))
     model = MagicPortraitModel.from_weights(out)
     assert model.config.image_size == 64 and model.config.guidance_scale == TrainRecipe().guidance_scale
     for line in (out / "SHA256SUMS").read_text().splitlines():
@@ -147,16 +185,40 @@ def test_train_command_end_to_end_writes_a_model_the_loader_takes(tmp_path, caps
         first, second = load_file(out / name), load_file(again / name)
         assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), name
 
-    # Continuing the finished run with a second image-stage cycle: the earlier stages resume from --work,
-    # the new cycle starts from the image stage's weights, and the motion stage, whose checkpoint was
-    # trained on the weights before it, is trained again on top of it.
+    # Lengthening the second cycle of a finished run (--image-refine-steps 3000: 3 steps at this scale):
+    # the earlier stages resume from --work, the cycle continues from its checkpoint, and the motion
+    # stage, whose checkpoint was trained on the weights before, is trained again on top of it.
+    def ref_unet(stage: str) -> dict:
+        return torch.load(work / f"{stage}.pt", weights_only=False)["modules"]["reference_unet"]
+    shipped_refine = ref_unet("image_refine")
     capsys.readouterr()
-    refined = tmp_path / "model-refined"
-    assert main([*args[:6], str(refined), *args[7:], "--image-refine-steps", "3000"]) == 0
+    assert main([*args[:6], str(tmp_path / "model-longer"), *args[7:], "--image-refine-steps", "3000"]) == 0
     log = capsys.readouterr().out
     assert "image: done earlier" in log and "motion: starting over" in log
-    image, refine, motion = (torch.load(work / f"{s}.pt", weights_only=False) for s in ("image", "image_refine", "motion"))
+    refine, motion = (torch.load(work / f"{s}.pt", weights_only=False) for s in ("image_refine", "motion"))
     assert refine["done"] and refine["step"] == 3 and motion["done"]
-    before, after = image["modules"]["reference_unet"], refine["modules"]["reference_unet"]
-    assert any(not torch.equal(before[k], after[k]) for k in before)
-    assert all(torch.equal(after[k], v) for k, v in motion["modules"]["reference_unet"].items())  # frozen there
+    longer = refine["modules"]["reference_unet"]
+    assert any(not torch.equal(shipped_refine[k], longer[k]) for k in longer)
+    assert all(torch.equal(longer[k], v) for k, v in motion["modules"]["reference_unet"].items())  # frozen there
+
+    # ... and back to the recipe: the cycle's checkpoint holds more steps than the recipe's, so the cycle
+    # starts over from the image stage and the motion stage after it: the first run's weights again.
+    capsys.readouterr()
+    back = tmp_path / "model-back"
+    assert main([*args[:6], str(back), *args[7:]]) == 0
+    log = capsys.readouterr().out
+    assert "image: done earlier" in log and "image_refine: starting over" in log and "motion: starting over" in log
+    assert all(torch.equal(shipped_refine[k], v) for k, v in ref_unet("motion").items())
+    for name in files:
+        first, second = load_file(out / name), load_file(back / name)
+        assert all(torch.equal(first[k], second[k]) for k in first), name
+
+    # A stage removed (--image-refine-steps 0): the motion checkpoint was recorded after the cycle, so
+    # it is trained again from the image stage's weights.
+    capsys.readouterr()
+    assert main([*args[:6], str(tmp_path / "model-without"), *args[7:], "--image-refine-steps", "0"]) == 0
+    log = capsys.readouterr().out
+    assert "motion: starting over" in log and "image_refine:1@" in log
+    motion = torch.load(work / "motion.pt", weights_only=False)
+    assert motion["after"][-1].startswith("image:") and not any("image_refine" in a for a in motion["after"])
+    assert all(torch.equal(ref_unet("image")[k], v) for k, v in motion["modules"]["reference_unet"].items())

@@ -24,15 +24,25 @@ class StageState:
     losses: list = dataclasses.field(default_factory=list)  # (step, mean loss) every log interval
     seconds: float = 0.0  # wall time spent in this stage, summed over resumed runs
     rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
+    # The stages (name:steps@lr) whose results this stage starts from, in order: a checkpoint made after
+    # other ones (a stage since added, removed or lengthened) holds weights this run would not have made.
+    after: tuple[str, ...] = ()
 
     def save(self, path: pathlib.Path, done: bool) -> None:
         blob = {"name": self.name, "step": self.step, "done": done, "losses": self.losses, "seconds": self.seconds,
+                "after": list(self.after),
                 "modules": {k: m.state_dict() for k, m in self.modules.items()},
                 "optimizer": self.optimizer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state()}
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as fh:
             torch.save(blob, fh)
+
+    @staticmethod
+    def peek(path: pathlib.Path) -> tuple[int, tuple[str, ...] | None]:
+        """A checkpoint's step and the `after` it was saved with (None: saved before that was recorded)."""
+        blob = torch.load(str(path), map_location="cpu", weights_only=False)  # our own file
+        return int(blob["step"]), (tuple(blob["after"]) if "after" in blob else None)
 
     @staticmethod
     def read_record(path: pathlib.Path) -> dict:
@@ -61,9 +71,17 @@ def run_stage(state: StageState, steps: int, step_fn: Callable[[StageState], flo
               start_over: bool = False) -> bool:
     """Run `step_fn` until `steps`, resuming from `checkpoint`; one progress bar with loss and ETA.
     start_over: ignore the checkpoint (it was trained on top of weights an earlier stage has since changed).
+    A checkpoint recorded after other stages than `state.after`, or past `steps`, is ignored too (it holds
+    weights this run would not make); one short of `steps` is continued (a lengthened stage).
     Returns whether this call trained any step."""
+    done_steps, lineage = StageState.peek(checkpoint) if checkpoint.exists() else (0, None)
     if start_over and checkpoint.exists():
         print(f"{state.name}: starting over ({checkpoint} was trained before an earlier stage changed)")
+    elif lineage is not None and lineage != tuple(state.after):
+        print(f"{state.name}: starting over ({checkpoint} was trained after {', '.join(lineage) or 'nothing'}; "
+              f"this run's stages before it: {', '.join(state.after) or 'none'})")
+    elif done_steps > steps:
+        print(f"{state.name}: starting over ({checkpoint} holds {done_steps} steps, this run's stage {steps})")
     elif state.load(checkpoint) and state.step >= steps:
         print(f"{state.name}: done earlier ({state.step} steps), resumed from {checkpoint}")
         return False

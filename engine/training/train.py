@@ -76,6 +76,11 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
     objective = Objective(device)
 
     changed = False  # a UNet stage trained in this call: the later stages' checkpoints predate it
+    # What each UNet stage starts from: the latents (the autoencoder's stages), then the UNet stages
+    # before it. A checkpoint recorded after other stages is trained again (engine.training.loop).
+    trained_on = [f"autoencoder:{recipe.autoencoder_steps}@{recipe.autoencoder_lr:g}"]
+    if recipe.autoencoder_full_steps:
+        trained_on.append(f"autoencoder_full:{recipe.autoencoder_full_steps}@{recipe.autoencoder_full_lr:g}")
 
     def stage(name: str, params, steps: int, batch: int, frames: int, lr: float) -> None:
         nonlocal changed
@@ -85,7 +90,8 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
             for p in m.parameters():
                 p.requires_grad_(id(p) in trainable)
         state = StageState(name, nets.modules(), torch.optim.AdamW(params, lr=lr, weight_decay=1e-2),
-                           rng=np.random.default_rng([recipe.seed, STAGE_STREAMS[name]]))
+                           rng=np.random.default_rng([recipe.seed, STAGE_STREAMS[name]]), after=tuple(trained_on))
+        trained_on.append(f"{name}:{steps}@{lr:g}")
 
         def step(s: StageState) -> float:
             b = sample_batch(data, s.rng, batch, frames, device)

@@ -50,8 +50,8 @@ def test_card_records_command_and_seed(builtin):
     assert json.loads(meta["recipe"])["seed"] == int(found.group(2))
     assert meta["command"] == found.group(1)
     # ... and the current recipe: the command in the card remakes these weights, not an older recipe's.
-    # (A field added to the recipe later is absent from the stored one and takes its default: an optional
-    # stage that was off, as it still is.)
+    # (A field added to the recipe after these weights were made is absent from the stored recipe and
+    # takes its default.)
     from engine.training.recipe import TrainRecipe
     assert TrainRecipe(**json.loads(meta["recipe"])) == TrainRecipe(seed=int(found.group(2)))
 

@@ -26,9 +26,9 @@ def register(sub) -> None:
                    help="multiply every stage's step count (default 1.0; e.g. 0.01 for a smoke run)")
     p.add_argument("--image-refine-steps", type=int, default=r.image_refine_steps, metavar="N",
                    help="after the image stage, N more steps of it under a second, lower cosine learning-rate "
-                   f"cycle (default {r.image_refine_steps}: the shipped recipe; 0 skips it). A finished run "
-                   "continues with another N: its --work keeps the earlier stages, and the motion stage is "
-                   "trained again after the changed cycle")
+                   f"cycle (default {r.image_refine_steps}: the shipped recipe; 0 skips it). N is the cycle's "
+                   "length in all: on a finished run's --work a shorter cycle is continued to N, a longer one "
+                   "trained again, and the motion stage is trained again after the changed cycle")
     p.add_argument("--identities", type=int, default=d.train_identities,
                    help=f"train identities (default {d.train_identities})")
     p.add_argument("--frames", type=int, default=d.frames, help=f"frames per clip (default {d.frames})")

@@ -108,7 +108,7 @@ def train(data_dir: pathlib.Path, work_dir: pathlib.Path, out_dir: pathlib.Path,
 
     # Stage 1: single frames; motion modules stay the identity (zeroed output) and frozen.
     stage("image", image_parameters(nets), recipe.image_steps, recipe.image_batch, 1, recipe.image_lr)
-    if recipe.image_refine_steps:  # the same stage under a second, lower learning-rate cycle (opt-in)
+    if recipe.image_refine_steps:  # the same stage under a second, lower learning-rate cycle
         stage("image_refine", image_parameters(nets), recipe.image_refine_steps, recipe.image_batch, 1,
               recipe.image_refine_lr)
     # Stage 2: clips of the runtime's window length; only the motion modules learn.

@@ -73,6 +73,26 @@ def test_a_few_steps_lower_the_distillation_loss_on_a_fixed_batch(tiny_weights, 
 
 
 @pytest.mark.slow
+def test_data_weight_adds_the_squared_error_to_x0_and_training_lowers_it(tiny_weights, cached):
+    d = distiller(tiny_weights, cached, data_weight=4.0)
+    fixed = [d.window(0, 0)]
+    pure = d.objective.loss(fixed[0]).item()
+    consistency_only, data_before = d.objective.terms["consistency"], d.objective.terms["data"]
+    assert pure == pytest.approx(consistency_only + 4.0 * data_before, rel=1e-5)
+    d.objective.data_weight = 0.0
+    assert d.objective.loss(fixed[0]).item() == pytest.approx(consistency_only, rel=1e-6)
+    assert "data" not in d.objective.terms
+    d.objective.data_weight = 4.0
+    d.window = lambda step, item: fixed[item]
+    for _ in range(3):
+        d.train_step()
+    d.objective.loss(fixed[0])
+    assert d.objective.terms["data"] < data_before, (data_before, d.objective.terms)
+    with pytest.raises(InputError, match="--data-weight"):
+        distiller(tiny_weights, cached, data_weight=-1.0)
+
+
+@pytest.mark.slow
 def test_checkpoint_resumes_the_same_run(tiny_weights, cached, tmp_path):
     d = distiller(tiny_weights, cached, ema_decay=0.5)
     d.train_step()
@@ -84,6 +104,10 @@ def test_checkpoint_resumes_the_same_run(tiny_weights, cached, tmp_path):
         assert torch.equal(again.params[n], p) and torch.equal(again.ema[n], d.ema[n])
     w1, w2 = d.window(1, 0), again.window(1, 0)  # windows and noise are drawn from (seed, step, item)
     assert torch.equal(w1.noise, w2.noise) and (w1.step_index == w2.step_index).all()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del state["config"]["data_weight"]  # written before the setting existed: its default
+    torch.save(state, tmp_path / "old.pt")
+    again.load_checkpoint(tmp_path / "old.pt")
     other = distiller(tiny_weights, cached, ema_decay=0.5, lr=5e-4)  # one setting differs: named
     with pytest.raises(InputError, match=r"other settings \{'lr': \(0.001, 0.0005\)\}"):
         other.load_checkpoint(tmp_path / "checkpoint.pt")

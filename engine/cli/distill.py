@@ -37,6 +37,9 @@ def register(sub) -> None:
                    help="teacher CFG scale folded in (default: the model's own, as the quality preset; 3.5 for "
                    "MagicPortrait's weights)")
     t.add_argument("--ema-decay", type=float, default=0.95, help="EMA of the consistency target (default 0.95)")
+    t.add_argument("--data-weight", type=float, default=0.0,
+                   help="weight of a squared-error term pulling the student's x0 towards the clip's own latents "
+                   "(ground truth, or the teacher's samples) beside the consistency term; 0 = pure distillation (default)")
     t.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     t.add_argument("--size", type=int, default=None, help="training image size (default: the model's, 512 / 128 tiny)")
     t.add_argument("--seed", type=int, default=0, help="seed of windows, levels and noise (default 0)")
@@ -96,7 +99,7 @@ def run(args) -> int:
     config = DistillConfig(steps=args.steps, batch=args.batch, lr=args.lr, windows=_ints(args.windows, "--windows"),
                            timestep_mode=args.timesteps, stream_steps=_ints(args.stream_steps, "--stream-steps"),
                            teacher_steps=args.teacher_steps, guidance_scale=guidance_scale,
-                           ema_decay=args.ema_decay, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+                           ema_decay=args.ema_decay, data_weight=args.data_weight, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
                            grad_checkpointing=args.grad_checkpointing, seed=args.seed).validate()
     out = pathlib.Path(args.out) if args.out else pathlib.Path(args.weights) / STUDENT_DIR
     checkpoint = out / CHECKPOINT

@@ -6,12 +6,17 @@ quality sampler's 20 trailing DDIM timesteps tau_0 = 999 > ... > tau_19 = 49):
     x_t     = sqrt(ab(tau)) x0 + sqrt(1 - ab(tau)) e                         (per frame)
     x_prev  = DDIM step of the teacher, CFG "with vs without reference" at scale w, tau -> tau - 50
     target  = f_ema(x_prev, tau - 50)       (= x_prev itself after the last step: c_skip(0) = 1)
-    loss    = pseudo-Huber(f_student(x_t, tau) - target)
+    loss    = pseudo-Huber(f_student(x_t, tau) - target)  +  data_weight * mean((f_student(x_t, tau) - x0)^2)
 where f is engine.sampling.schedulers.lcm's boundary-conditioned x0. The teacher is evaluated the way
 it was trained and is sampled: the whole window at one noise level (one call per distinct level in
 the window, frames of that level taken from it); student and EMA target see the window as the
 runtime gives it — all frames at one level ("clip": clip and windowed modes), or stages of frames at
 staggered levels ("stream": stream-batch mode, oldest frames least noisy).
+
+The second term (off by default) anchors the student to the data: the consistency term alone only
+asks f to agree with itself along the teacher's trajectories, and a finite run drifts from the
+teacher it started as; squared error to x0 pulls f towards E[x0 | x_t], the estimate that maximises
+PSNR, which is what the teacher's own v-prediction training fits.
 """
 from __future__ import annotations
 
@@ -72,10 +77,12 @@ class Objective:
     guidance_scale: float = 3.5
     teacher_steps: int = 20
     huber_c: float = 1e-3
+    data_weight: float = 0.0                      # weight of the squared error to x0 (0: pure distillation)
     schedule: DDIMSchedule = dataclasses.field(default_factory=DDIMSchedule)
 
     def __post_init__(self):
         self.grid = np.array(self.schedule.timesteps(self.teacher_steps))
+        self.terms: dict[str, float] = {}         # the last loss's parts, for progress display
 
     def _alpha(self, t: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.schedule.alpha_bar(t), dtype=like.dtype, device=like.device).reshape(1, 1, -1, 1, 1)
@@ -119,4 +126,10 @@ class Objective:
             target = consistency_x0(v_ema, x_prev, self._alpha(tau_prev, x_prev), *self._scalings(tau_prev, x_prev))
         v = self.student(x_t, self._timesteps(tau, x_t), w.guidance, w.ref_features, keep).float()
         pred = consistency_x0(v, x_t, a_t, *self._scalings(tau, x_t))
-        return pseudo_huber(pred - target, self.huber_c)
+        loss = pseudo_huber(pred - target, self.huber_c)
+        self.terms = {"consistency": float(loss.detach())}
+        if self.data_weight:
+            data = ((pred - w.x0.float()) ** 2).mean()
+            self.terms["data"] = float(data.detach())
+            loss = loss + self.data_weight * data
+        return loss

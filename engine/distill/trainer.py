@@ -38,6 +38,7 @@ class DistillConfig:
     guidance_scale: float = 3.5
     ema_decay: float = 0.95
     huber_c: float = 1e-3
+    data_weight: float = 0.0          # squared error to the clip's x0 beside the consistency term
     lora_rank: int = 0                # 0: full fine-tune
     lora_alpha: float | None = None   # default: = rank
     grad_checkpointing: bool = False
@@ -54,6 +55,8 @@ class DistillConfig:
         if any(self.teacher_steps % k for k in self.stream_steps):
             raise InputError(f"--stream-steps {list(self.stream_steps)}: each must divide the teacher's "
                              f"{self.teacher_steps} steps")
+        if self.data_weight < 0:
+            raise InputError(f"--data-weight: expected >= 0, got {self.data_weight}")
         if self.lora_rank < 0 or not 0 <= self.ema_decay < 1:
             raise InputError("--lora-rank must be >= 0 and --ema-decay in [0, 1)")
         return self
@@ -114,7 +117,8 @@ class Distiller:
 
         self.objective = Objective(student=call(lambda: contextlib.nullcontext(self.unet)), teacher=call(teacher_ctx),
                                    ema_target=self._ema_weights, guidance_scale=config.guidance_scale,
-                                   teacher_steps=config.teacher_steps, huber_c=config.huber_c)
+                                   teacher_steps=config.teacher_steps, huber_c=config.huber_c,
+                                   data_weight=config.data_weight)
         if not self.clips:
             raise InputError("distillation data: no clips")
 
@@ -189,7 +193,7 @@ class Distiller:
             loss = self.train_step()
             losses.append(loss)
             smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
-            bar.set_postfix(loss=f"{smooth:.4g}")
+            bar.set_postfix(loss=f"{smooth:.4g}", **{k: f"{v:.3g}" for k, v in self.objective.terms.items()})
             bar.update(1)
             if out_dir is not None and (self.step % checkpoint_every == 0 or self.step == until):
                 self.save_checkpoint(out_dir)
@@ -214,7 +218,9 @@ class Distiller:
         except Exception as err:
             raise InputError(f"{path}: cannot read the distillation checkpoint ({type(err).__name__}: {err})") from None
         mine = {k: v for k, v in self.config.to_json().items() if k != "steps"}
-        theirs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in state["config"].items() if k != "steps"}
+        # a setting added after the checkpoint was written holds its default there
+        theirs = {**DistillConfig().to_json(), **state["config"]}
+        theirs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in theirs.items() if k != "steps"}
         mine = {k: (tuple(v) if isinstance(v, list) else v) for k, v in mine.items()}
         if mine != theirs:
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}

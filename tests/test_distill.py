@@ -124,3 +124,10 @@ def test_cli_writes_a_student_the_loader_reads(tiny_weights, tmp_path, capsys):
     student = read_student(out / "student.safetensors")
     assert student.kind == "full" and student.metadata["steps"] == "1" and (out / "checkpoint.pt").exists()
     assert main(argv) == 2 and "--resume" in capsys.readouterr().err  # never silently overwritten
+    log = (out / "distill.json").read_text()
+    assert main(argv + ["--resume", "--save-fp16"]) == 0  # steps already done: only the file is rewritten
+    half = read_student(out / "student.safetensors")
+    assert half.metadata["stored_dtype"] == "float16" and half.metadata["steps"] == "1"
+    assert all(v.dtype == torch.float16 for v in half.tensors.values() if v.is_floating_point())
+    assert all(torch.equal(half.tensors[k], v.half()) for k, v in student.tensors.items() if v.is_floating_point())
+    assert (out / "distill.json").read_text() == log  # the training run's log is kept

@@ -37,15 +37,19 @@ def register(sub) -> None:
                    help="teacher CFG scale folded in (default: the model's own, as the quality preset; 3.5 for "
                    "MagicPortrait's weights)")
     t.add_argument("--ema-decay", type=float, default=0.95, help="EMA of the consistency target (default 0.95)")
-    t.add_argument("--data-weight", type=float, default=0.0,
+    t.add_argument("--data-weight", type=float, default=16.0,
                    help="weight of a squared-error term pulling the student's x0 towards the clip's own latents "
-                   "(ground truth, or the teacher's samples) beside the consistency term; 0 = pure distillation (default)")
+                   "(ground truth, or the teacher's samples) beside the consistency term (default 16; 0 = pure consistency distillation)")
     t.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     t.add_argument("--size", type=int, default=None, help="training image size (default: the model's, 512 / 128 tiny)")
     t.add_argument("--seed", type=int, default=0, help="seed of windows, levels and noise (default 0)")
     t.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     t.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu; AMP on CUDA)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--save-fp16", action="store_true",
+                   help="store the student's tensors in fp16 (half the file, as the teacher's weights are stored; "
+                   "the loader casts to the precision it runs in). With --resume and --steps already done it "
+                   "only rewrites the student file")
     p.set_defaults(func=run)
 
 
@@ -132,8 +136,11 @@ def run(args) -> int:
     teacher = f"{layout.denoising_unet.name} ({layout.denoising_unet.stat().st_size} bytes)"
     extra = {"lora_rank": str(config.lora_rank), "lora_alpha": str(config.lora_alpha or config.lora_rank)} \
         if config.lora_rank else {}
-    path = write_student(out / STUDENT_FILE, distiller.student_tensors(), config.kind, distiller.step,
-                         config.to_json(), teacher, extra)
+    tensors = distiller.student_tensors()
+    if args.save_fp16:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        extra = {**extra, "stored_dtype": "float16"}
+    path = write_student(out / STUDENT_FILE, tensors, config.kind, distiller.step, config.to_json(), teacher, extra)
     from engine.training.package import rehash_model_folder
     rehash_model_folder(path)  # a model folder's SHA256SUMS lists its student too
     log = {"steps_done": distiller.step, "steps_this_run": distiller.step - start, "cache_s": round(cache_s, 2),
@@ -143,7 +150,8 @@ def run(args) -> int:
            "torch_threads": torch.get_num_threads(),
            "losses": [round(x, 6) for x in losses], "config": config.to_json(), "device": device}
     from engine.io.atomic import atomic_file
-    with atomic_file(out / "distill.json", "w") as f:
-        json.dump(log, f, indent=1)
+    if log["steps_this_run"]:  # a run that trained nothing (only rewrote the file) keeps the last run's log
+        with atomic_file(out / "distill.json", "w") as f:
+            json.dump(log, f, indent=1)
     print(f"wrote {path} ({config.kind}, {distiller.step} steps; {log['s_per_step']} s/step)")
     return 0

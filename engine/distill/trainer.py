@@ -38,7 +38,7 @@ class DistillConfig:
     guidance_scale: float = 3.5
     ema_decay: float = 0.95
     huber_c: float = 1e-3
-    data_weight: float = 0.0          # squared error to the clip's x0 beside the consistency term
+    data_weight: float = 16.0         # squared error to the clip's x0 beside the consistency term (0: pure CD)
     lora_rank: int = 0                # 0: full fine-tune
     lora_alpha: float | None = None   # default: = rank
     grad_checkpointing: bool = False

@@ -39,7 +39,8 @@ def register(sub) -> None:
     t.add_argument("--ema-decay", type=float, default=0.95, help="EMA of the consistency target (default 0.95)")
     t.add_argument("--data-weight", type=float, default=16.0,
                    help="weight of a squared-error term pulling the student's x0 towards the clip's own latents "
-                   "(ground truth, or the teacher's samples) beside the consistency term (default 16; 0 = pure consistency distillation)")
+                   "(ground truth, or the teacher's samples) beside the consistency term (default 16; 0 = pure "
+                   "consistency distillation)")
     t.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     t.add_argument("--size", type=int, default=None, help="training image size (default: the model's, 512 / 128 tiny)")
     t.add_argument("--seed", type=int, default=0, help="seed of windows, levels and noise (default 0)")
@@ -103,7 +104,8 @@ def run(args) -> int:
     config = DistillConfig(steps=args.steps, batch=args.batch, lr=args.lr, windows=_ints(args.windows, "--windows"),
                            timestep_mode=args.timesteps, stream_steps=_ints(args.stream_steps, "--stream-steps"),
                            teacher_steps=args.teacher_steps, guidance_scale=guidance_scale,
-                           ema_decay=args.ema_decay, data_weight=args.data_weight, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+                           ema_decay=args.ema_decay, data_weight=args.data_weight, lora_rank=args.lora_rank,
+                           lora_alpha=args.lora_alpha,
                            grad_checkpointing=args.grad_checkpointing, seed=args.seed).validate()
     out = pathlib.Path(args.out) if args.out else pathlib.Path(args.weights) / STUDENT_DIR
     checkpoint = out / CHECKPOINT
@@ -136,11 +138,8 @@ def run(args) -> int:
     teacher = f"{layout.denoising_unet.name} ({layout.denoising_unet.stat().st_size} bytes)"
     extra = {"lora_rank": str(config.lora_rank), "lora_alpha": str(config.lora_alpha or config.lora_rank)} \
         if config.lora_rank else {}
-    tensors = distiller.student_tensors()
-    if args.save_fp16:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-        extra = {**extra, "stored_dtype": "float16"}
-    path = write_student(out / STUDENT_FILE, tensors, config.kind, distiller.step, config.to_json(), teacher, extra)
+    path = write_student(out / STUDENT_FILE, distiller.student_tensors(), config.kind, distiller.step,
+                         config.to_json(), teacher, extra, fp16=args.save_fp16)
     from engine.training.package import rehash_model_folder
     rehash_model_folder(path)  # a model folder's SHA256SUMS lists its student too
     log = {"steps_done": distiller.step, "steps_this_run": distiller.step - start, "cache_s": round(cache_s, 2),

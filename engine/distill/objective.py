@@ -13,10 +13,10 @@ the window, frames of that level taken from it); student and EMA target see the 
 runtime gives it — all frames at one level ("clip": clip and windowed modes), or stages of frames at
 staggered levels ("stream": stream-batch mode, oldest frames least noisy).
 
-The second term (off by default) anchors the student to the data: the consistency term alone only
-asks f to agree with itself along the teacher's trajectories, and a finite run drifts from the
-teacher it started as; squared error to x0 pulls f towards E[x0 | x_t], the estimate that maximises
-PSNR, which is what the teacher's own v-prediction training fits.
+The second term (`data_weight`; 0 turns it off, `mprt distill` uses 16) anchors the student to the
+data: the consistency term alone only asks f to agree with itself along the teacher's trajectories,
+and a finite run drifts from the teacher it started as; squared error to x0 pulls f towards
+E[x0 | x_t], the estimate that maximises PSNR, which is what the teacher's own v-prediction training fits.
 """
 from __future__ import annotations
 

@@ -62,7 +62,9 @@ def read_student(path: str | pathlib.Path) -> StudentFile:
 
 
 def write_student(path: str | pathlib.Path, tensors: dict[str, torch.Tensor], kind: str, steps: int,
-                  config: dict, teacher: str, extra: dict[str, str] | None = None, overwrite: bool = True) -> pathlib.Path:
+                  config: dict, teacher: str, extra: dict[str, str] | None = None, overwrite: bool = True,
+                  fp16: bool = False) -> pathlib.Path:
+    """`fp16`: floating tensors stored in half precision (recorded as stored_dtype; the loader casts)."""
     from safetensors.torch import save
     from engine.io.atomic import atomic_file
     path = pathlib.Path(path)
@@ -70,6 +72,9 @@ def write_student(path: str | pathlib.Path, tensors: dict[str, torch.Tensor], ki
         raise InputError(f"{path}: already exists (pass --overwrite to replace it)")
     metadata = {"format": FORMAT, "kind": kind, "scheduler": "lcm", "steps": str(steps),
                 "config": json.dumps(config, sort_keys=True), "teacher": teacher, **(extra or {})}
+    if fp16:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        metadata["stored_dtype"] = "float16"
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as f:
